@@ -1,0 +1,1 @@
+"""From painted dots and other annotations to a tiled YOLO data set."""

@@ -1,0 +1,56 @@
+"""Reading and writing images with one clear error for anything unreadable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rookery.errors import InputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
+# Full-resolution survey photos are ~5000x3300; allow up to 300 MP, refuse larger (decompression bombs).
+MAX_PIXELS = 300_000_000
+
+
+def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """Return the image as a uint8 array (BGR for colour, as OpenCV keeps it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if data.size == 0:
+        raise InputError(f"{path.name} is empty")
+    image = cv2.imdecode(data, flags)
+    if image is None:
+        raise InputError(f"{path.name} is not a readable image (corrupt or not an image file)")
+    return image
+
+
+def write_image(path: Path, image: np.ndarray, quality: int = 95) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(path.suffix, image, params)
+    if not ok:
+        raise InputError(f"could not encode {path.name} as {path.suffix}")
+    buf.tofile(str(path))
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files directly inside a folder, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def find_image(folder: Path, stem: str) -> Path | None:
+    """The image in `folder` whose name without extension is `stem`, if any."""
+    for suffix in IMAGE_SUFFIXES:
+        for candidate in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return None
