@@ -10,6 +10,7 @@ import ipaddress
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +45,12 @@ def _network_guard(event: str, args: tuple) -> None:
 
 
 sys.addaudithook(_network_guard)
+
+# Offline switches and third-party caches (Ultralytics, Matplotlib) for the whole session, outside ~.
+from rookery.config import Settings  # noqa: E402
+from rookery.offline import ensure_offline  # noqa: E402
+
+ensure_offline(Settings(home=Path(tempfile.mkdtemp(prefix="rookery-test-"))))
 
 
 @pytest.fixture(autouse=True)

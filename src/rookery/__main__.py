@@ -1,0 +1,3 @@
+from rookery.cli import app
+
+app(prog_name="rookery")
