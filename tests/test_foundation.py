@@ -16,7 +16,8 @@ def test_import_is_light():
     # `import rookery` and the CLI module must not pull in the heavy stack: --help stays fast.
     code = (
         "import sys, rookery, rookery.cli, rookery.config, rookery.types, rookery.data.classes\n"
-        "heavy = [m for m in ('torch', 'ultralytics', 'mlflow', 'torchvision', 'onnxruntime') if m in sys.modules]\n"
+        "names = ('torch', 'ultralytics', 'mlflow', 'torchvision', 'onnxruntime')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -20,8 +20,6 @@ class MissingExtraError(RookeryError):
     """An optional dependency is not installed."""
 
     def __init__(self, package: str, extra: str) -> None:
-        super().__init__(
-            f"{package} is not installed; install it with: pip install 'rookery[{extra}]'"
-        )
+        super().__init__(f"{package} is not installed; install it with: pip install 'rookery[{extra}]'")
         self.package = package
         self.extra = extra

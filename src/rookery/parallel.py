@@ -42,7 +42,9 @@ def map_items(
     with ProcessPoolExecutor(max_workers=n) as pool:
         futures = [pool.submit(_call, fn, item) for item in items]
         yield from track(
-            ((name, f.result()) for name, f in zip(names, futures, strict=True)), description, total=len(items)
+            ((name, f.result()) for name, f in zip(names, futures, strict=True)),
+            description,
+            total=len(items),
         )
 
 

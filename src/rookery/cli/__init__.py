@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -19,7 +18,7 @@ from rookery.logs import console, setup_logging
 class _RookeryGroup(TyperGroup):
     """Turns a RookeryError raised anywhere below into one line on stderr and exit status 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
         try:
             return super().invoke(ctx)
         except RookeryError as e:
@@ -65,7 +64,9 @@ def main(
 def _register() -> None:
     from rookery.cli import data, demo, pending
 
-    app.add_typer(data.app, name="data", help="Find dots, convert annotations, build and inspect tiled data sets.")
+    app.add_typer(
+        data.app, name="data", help="Find dots, convert annotations, build and inspect tiled data sets."
+    )
     pending.register(app)
     app.command("demo", help=demo.demo.__doc__)(demo.demo)
 

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         )(_make(name))
 
 
-def _make(name: str):  # type: ignore[no-untyped-def]
+def _make(name: str):
     def command() -> None:
         raise RookeryError(f"'rookery {name}' is not available in rookery yet; see the README's roadmap")
 
