@@ -62,7 +62,8 @@ def test_points_csv_round_trip(tmp_path: Path):
     ("body", "message"),
     [
         ("image,x,y\n0,1,2\n", "lacks the column"),  # no class column
-        ("image,x,y,class\n0,one,2,pups\n", "line 2: x and y must be numbers"),  # not a number
+        ("image,x,y,class\n0,one,2,pups\n", "line 2: x and y must be finite numbers"),  # not a number
+        ("image,x,y,class\n0,1,2,pups\n0,nan,2,pups\n", "line 3: x and y must be finite"),  # NaN
         ("image,x,y,class\n0,1,2,walrus\n", "class 'walrus' is not in classes.yaml"),  # unknown class
     ],
 )

@@ -7,6 +7,7 @@ the data set builder and the counting evaluation read it.
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -49,9 +50,11 @@ def read_points_csv(path: Path, classes: Classes) -> dict[str, ImageLabels]:
         for line, row in enumerate(reader, start=2):
             try:
                 xy = (float(row["x"]), float(row["y"]))
+                if not (math.isfinite(xy[0]) and math.isfinite(xy[1])):
+                    raise ValueError("not finite")
             except (TypeError, ValueError) as e:
                 raise InputError(
-                    f"{path.name} line {line}: x and y must be numbers, got {row['x']!r}, {row['y']!r}"
+                    f"{path.name} line {line}: x and y must be finite numbers, got {row['x']!r}, {row['y']!r}"
                 ) from e
             name = row["class"]
             if name not in classes.names:
