@@ -35,9 +35,7 @@ SIZE = (4992, 3328)  # a full-resolution survey photo
 
 
 def main(argv: list[str] | None = None) -> float:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=20, help="synthetic photos to generate (default 20)")
     parser.add_argument("--quick", action="store_true", help="a reduced run: 4 photos")
     parser.add_argument("--workers", type=int, default=0, help="processes; 0 = one per CPU core")

@@ -53,9 +53,7 @@ def _convert(project: Path, *args: str) -> list[str]:
 
 def test_coco_to_yolo(project: Path) -> None:
     args = _convert(project, "--from", "coco", "--input", str(project / "ann.json"), "--to", "yolo")
-    result = runner.invoke(
-        app, [*args, "--out", str(project / "labels"), "--images", str(project / "images")]
-    )
+    result = runner.invoke(app, [*args, "--out", str(project / "labels"), "--images", str(project / "images")])
     assert result.exit_code == 0, result.output
     # the box keeps its place; the pup point becomes a 10 px square (pups' box side) on the 50x50 image
     assert (project / "labels" / "a.txt").read_text() == "0 0.25 0.25 0.5 0.5\n"

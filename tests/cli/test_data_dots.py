@@ -22,9 +22,7 @@ runner = CliRunner()
 def synth_survey(tmp_path_factory: pytest.TempPathFactory) -> SurveySummary:
     """One lossless synthetic photo of 800x600 with 3 classes (adult males, adult females, pups)."""
     out = tmp_path_factory.mktemp("survey")
-    return generate_survey(
-        out, images=1, size=(800, 600), num_classes=3, seed=3, workers=1, image_format="png"
-    )
+    return generate_survey(out, images=1, size=(800, 600), num_classes=3, seed=3, workers=1, image_format="png")
 
 
 def _sample(sealions: Path, dest: Path, names: list[str]) -> Path:

@@ -15,9 +15,7 @@ SMALL = ["--images", "2", "--size", "480x360", "--object-scale", "0.5", "--worke
 
 def test_synth_writes_a_survey_and_prints_counts(tmp_path):
     out = tmp_path / "survey"
-    result = runner.invoke(
-        app, ["data", "synth", "--out", str(out), *SMALL, "--classes", "5", "--format", "png"]
-    )
+    result = runner.invoke(app, ["data", "synth", "--out", str(out), *SMALL, "--classes", "5", "--format", "png"])
     assert result.exit_code == 0, result.output
     for sub in ("train", "dotted", "masks"):
         assert sorted(p.name for p in (out / sub).iterdir()) == ["0.png", "1.png"]

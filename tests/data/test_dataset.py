@@ -249,9 +249,7 @@ def test_negatives_are_capped_seeded_and_never_mostly_ignored() -> None:
         negatives = {p.tile for p in plan_tiles(size, boxes, mask, params(f), "x") if len(p.boxes) == 0}
         assert negatives <= eligible
         assert math.floor(f * len(eligible)) <= len(negatives) <= math.ceil(f * len(eligible))
-    picks = {
-        seed: {p.tile for p in plan_tiles(size, boxes, mask, params(0.3, seed), "x")} for seed in range(4)
-    }
+    picks = {seed: {p.tile for p in plan_tiles(size, boxes, mask, params(0.3, seed), "x")} for seed in range(4)}
     assert picks[0] == {p.tile for p in plan_tiles(size, boxes, mask, params(0.3, 0), "x")}
     assert len({frozenset(v) for v in picks.values()}) > 1
 
@@ -289,9 +287,7 @@ def test_every_point_inside_the_mask_is_labelled_in_some_kept_tile(w, h, tile, n
     overlap = data.draw(st.integers(12, tile // 2))
     sizes = data.draw(st.lists(st.floats(2, 12), min_size=2, max_size=2))
     xy = np.array(
-        data.draw(
-            st.lists(st.tuples(st.floats(-0.5, w - 0.5), st.floats(-0.5, h - 0.5)), min_size=n, max_size=n)
-        )
+        data.draw(st.lists(st.tuples(st.floats(-0.5, w - 0.5), st.floats(-0.5, h - 0.5)), min_size=n, max_size=n))
     ).reshape(-1, 2)
     pts = Points(xy, data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)))
     x_cut = data.draw(st.integers(0, w))  # the ignore region: columns left of x_cut
@@ -440,9 +436,7 @@ def test_build_from_the_real_sample(tmp_path: Path, sealions: Path) -> None:
         params,
     )
     expected = read_counts_csv(sealions / "counts.csv", SEALION_CLASSES)
-    assert {k: v.tolist() for k, v in manifest.ground_truth().items()} == {
-        k: v.tolist() for k, v in expected.items()
-    }
+    assert {k: v.tolist() for k, v in manifest.ground_truth().items()} == {k: v.tolist() for k, v in expected.items()}
     assert all(e.estimated for e in manifest.box_sizes.values())
     sizes = [e.size for e in manifest.box_sizes.values()]
     assert min(sizes) >= 4 and max(sizes) <= 48  # animals are 3-20 px at this scale

@@ -48,9 +48,7 @@ def test_painted_only_full_resolution_photo_gives_the_published_counts(sealions)
     assert unknown == []
     # The ignore mask is the blacked-out region: its 1/4 copy agrees with masks/8.png.
     mask = read_image(sealions / "masks" / "8.png", cv2.IMREAD_GRAYSCALE)
-    small = cv2.resize(
-        np.where(ignore, 0, 255).astype(np.uint8), mask.shape[::-1], interpolation=cv2.INTER_AREA
-    )
+    small = cv2.resize(np.where(ignore, 0, 255).astype(np.uint8), mask.shape[::-1], interpolation=cv2.INTER_AREA)
     assert np.mean((small > 127) == (mask > 127)) > 0.99
 
 
@@ -146,9 +144,7 @@ def scene(seed: int = 0, size: tuple[int, int] = (240, 320)) -> np.ndarray:
     return np.clip(np.array([120, 125, 130]) + grain, 0, 255).astype(np.uint8)
 
 
-def paint(
-    image: np.ndarray, dots: list[tuple[int, int, tuple[int, int, int]]], radius: int = 5
-) -> np.ndarray:
+def paint(image: np.ndarray, dots: list[tuple[int, int, tuple[int, int, int]]], radius: int = 5) -> np.ndarray:
     out = image.copy()
     for x, y, rgb in dots:
         cv2.circle(out, (x, y), radius, rgb[::-1], -1)

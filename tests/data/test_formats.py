@@ -54,9 +54,7 @@ def _sample() -> list[ImageLabels]:
         # boxes, with their centres as points
         ImageLabels("boxes", Points(boxes.centers(), boxes.cls), boxes, (640, 480)),
         # points only
-        ImageLabels(
-            "points", Points([[3.0, 4.0], [639.5, 479.5], [100.123456, 7.0]], [2, 1, 1]), None, (640, 480)
-        ),
+        ImageLabels("points", Points([[3.0, 4.0], [639.5, 479.5], [100.123456, 7.0]], [2, 1, 1]), None, (640, 480)),
         # no objects at all
         ImageLabels("empty", Points.empty(), None, (320, 240)),
         # one box and one object known only as a point
@@ -125,9 +123,7 @@ def _labels(draw: st.DrawFn) -> list[ImageLabels]:
 @pytest.mark.parametrize("fmt", FORMATS_OUT)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(labels=_labels())
-def test_round_trip_property(
-    tmp_path_factory: pytest.TempPathFactory, fmt: str, labels: list[ImageLabels]
-) -> None:
+def test_round_trip_property(tmp_path_factory: pytest.TempPathFactory, fmt: str, labels: list[ImageLabels]) -> None:
     # any boxes inside any image size: write then read gives the same boxes and points within 1e-6 px
     tmp = tmp_path_factory.mktemp(fmt)
     for lab in labels:
@@ -202,9 +198,7 @@ def test_coco_writer_layout(tmp_path: Path) -> None:
     ]
     assert doc["images"] == [{"id": 1, "file_name": "p.jpg", "width": 30, "height": 20}]
     (ann,) = doc["annotations"]
-    assert (
-        ann["category_id"] == 3 and ann["keypoints"] == [10.5, 20.5, 2] and ann["bbox"] == [10.5, 20.5, 0, 0]
-    )
+    assert ann["category_id"] == 3 and ann["keypoints"] == [10.5, 20.5, 2] and ann["bbox"] == [10.5, 20.5, 0, 0]
 
 
 def test_image_size_follows_exif_rotation(tmp_path: Path) -> None:
@@ -378,9 +372,7 @@ def test_yolo_reader(tmp_path: Path) -> None:
 
 
 def test_csv_reader(tmp_path: Path) -> None:
-    (tmp_path / "points.csv").write_text(
-        "image,x,y,class\n1,10,20,pups\n1,3.5,4,juveniles\n2,0,0,adult_males\n"
-    )
+    (tmp_path / "points.csv").write_text("image,x,y,class\n1,10,20,pups\n1,3.5,4,juveniles\n2,0,0,adult_males\n")
     labs = _by_name(read_annotations(tmp_path / "points.csv", "csv", CLASSES))
     np.testing.assert_allclose(labs["1"].points.xy, [[10, 20], [3.5, 4]])
     assert labs["1"].points.cls.tolist() == [2, 1] and labs["2"].points.cls.tolist() == [0]
@@ -496,9 +488,7 @@ def test_unknown_label(tmp_path: Path, fmt: str, text: str) -> None:
     ],
 )
 def test_unknown_format(tmp_path: Path, call, verb: str) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(
-        InputError, match=rf"^unknown annotation format '\w+'; the formats that can be {verb}$"
-    ):
+    with pytest.raises(InputError, match=rf"^unknown annotation format '\w+'; the formats that can be {verb}$"):
         call(tmp_path / "x")
 
 
@@ -534,9 +524,7 @@ def test_yolo_broken_file_skips_its_image(tmp_path: Path, text: str | bytes, rea
     bad.write_bytes(text) if isinstance(text, bytes) else bad.write_text(text)
     with pytest.raises(InputError, match=rf"^bad\.txt: {reason}"):
         read_annotations(tmp_path / "labels", "yolo", CLASSES, images_dir=tmp_path / "images")
-    labels, skipped = read_annotations_report(
-        tmp_path / "labels", "yolo", CLASSES, images_dir=tmp_path / "images"
-    )
+    labels, skipped = read_annotations_report(tmp_path / "labels", "yolo", CLASSES, images_dir=tmp_path / "images")
     assert [lab.image for lab in labels] == ["good"]
     assert [s.item for s in skipped] == ["bad"]
 
@@ -545,9 +533,7 @@ def test_yolo_missing_image_is_skipped(tmp_path: Path) -> None:
     (tmp_path / "images").mkdir()
     (tmp_path / "labels").mkdir()
     (tmp_path / "labels" / "lost.txt").write_text("0 0.5 0.5 0.1 0.1\n")
-    labels, skipped = read_annotations_report(
-        tmp_path / "labels", "yolo", CLASSES, images_dir=tmp_path / "images"
-    )
+    labels, skipped = read_annotations_report(tmp_path / "labels", "yolo", CLASSES, images_dir=tmp_path / "images")
     assert labels == [] and skipped[0].item == "lost" and "no image named lost.*" in skipped[0].reason
 
 
@@ -581,9 +567,7 @@ def test_yolo_missing_image_is_skipped(tmp_path: Path) -> None:
         # a Label Studio result without the image size that its percentages need
         (
             "labelstudio",
-            json.dumps(
-                [_ls_task(1, "a.jpg", [{**_kp(1, 1), "original_width": None, "original_height": None}])]
-            ),
+            json.dumps([_ls_task(1, "a.jpg", [{**_kp(1, 1), "original_width": None, "original_height": None}])]),
             "a",
             "original_width",
         ),
@@ -632,9 +616,7 @@ def test_write_needs_sizes(tmp_path: Path) -> None:
 def test_yolo_points_need_box_sizes(tmp_path: Path) -> None:
     # pups has no box side in classes.yaml, so a lone pup point cannot become a YOLO box
     lab = ImageLabels("a", Points([[1.0, 1.0], [5.0, 5.0]], [2, 1]), None, (10, 10))
-    with pytest.raises(
-        ConfigError, match=r"'a' has 1 point\(s\) of pups without a box .* give pups a box side"
-    ):
+    with pytest.raises(ConfigError, match=r"'a' has 1 point\(s\) of pups without a box .* give pups a box side"):
         write_annotations([lab], tmp_path / "labels", "yolo", CLASSES)
     assert not (tmp_path / "labels").exists()
 
@@ -656,9 +638,7 @@ def test_yolo_refuses_objects_outside_the_image(tmp_path: Path) -> None:
     # a box centred outside a 10x10 image cannot be a YOLO line; that image is skipped, the other written
     outside = ImageLabels("out", Points([[15.0, 5.0]], [0]), Boxes([[13.0, 3.0, 17.0, 7.0]], [0]), (10, 10))
     inside = ImageLabels("in", Points([[5.0, 5.0]], [0]), Boxes([[3.0, 3.0, 7.0, 7.0]], [0]), (10, 10))
-    with pytest.raises(
-        InputError, match=r"'out': the box \[13.0, 3.0, 17.0, 7.0\] has its centre outside the 10x10"
-    ):
+    with pytest.raises(InputError, match=r"'out': the box \[13.0, 3.0, 17.0, 7.0\] has its centre outside the 10x10"):
         write_annotations([outside, inside], tmp_path / "labels", "yolo", CLASSES)
     skipped = write_annotations_report([outside, inside], tmp_path / "labels", "yolo", CLASSES)
     assert [s.item for s in skipped] == ["out"]

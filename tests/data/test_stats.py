@@ -29,9 +29,7 @@ def dataset(tmp_path: Path) -> Path:
     for i in range(4):
         cv2.imwrite(str(images / f"{i}.png"), rng.integers(0, 255, (200, 300, 3), dtype=np.uint8))
         for _ in range(12):
-            rows.append(
-                (str(i), rng.uniform(0, 299), rng.uniform(0, 199), "seal" if rng.random() < 0.5 else "pup")
-            )
+            rows.append((str(i), rng.uniform(0, 299), rng.uniform(0, 199), "seal" if rng.random() < 0.5 else "pup"))
     with (tmp_path / "points.csv").open("w", newline="") as f:
         csv.writer(f).writerows([("image", "x", "y", "class"), *rows])
     params = BuildParams(tile=128, overlap=32, split=(0.5, 0.25, 0.25), min_visible=0.3)
@@ -46,9 +44,7 @@ def test_stats_match_the_manifest_and_the_box_sizes(dataset: Path) -> None:
     stats = dataset_stats(dataset)
     assert stats.classes == ["seal", "pup"]
     for split in SPLITS:
-        assert [stats.count(split, c) for c in range(2)] == [
-            manifest.objects[split][n] for n in stats.classes
-        ]
+        assert [stats.count(split, c) for c in range(2)] == [manifest.objects[split][n] for n in stats.classes]
         assert stats.tiles[split] == manifest.tiles[split]
         assert stats.negatives[split] == manifest.negatives[split]
     seals = np.concatenate([stats.sizes[s][0] for s in SPLITS])

@@ -183,11 +183,7 @@ def scenes(draw):  # an image, a grid whose overlap is at least the largest box,
     tile = draw(st.integers(24, 96))
     overlap = draw(st.integers(1, tile // 2))  # a larger overlap only adds tiles (and test time)
     sizes = draw(st.lists(st.floats(1, overlap), min_size=2, max_size=2))
-    raw = draw(
-        st.lists(
-            st.tuples(st.floats(-0.5, w - 0.5), st.floats(-0.5, h - 0.5), st.integers(0, 1)), max_size=40
-        )
-    )
+    raw = draw(st.lists(st.tuples(st.floats(-0.5, w - 0.5), st.floats(-0.5, h - 0.5), st.integers(0, 1)), max_size=40))
     kept: list[tuple[float, float, int]] = []
     for x, y, c in raw:  # distinct objects: boxes of two points never overlap
         if all(max(abs(x - a), abs(y - b)) >= max(sizes) for a, b, _ in kept):

@@ -29,9 +29,7 @@ def build(
     split: Annotated[
         str, typer.Option(help="Fractions of photos (not tiles) for train,val,test; they must sum to 1.")
     ] = "0.7,0.2,0.1",
-    seed: Annotated[
-        int, typer.Option(help="Seed of the photo split and of the choice of negative tiles.")
-    ] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the photo split and of the choice of negative tiles.")] = 0,
     tile: Annotated[int, typer.Option(help="Tile side in pixels (after --scale).")] = 640,
     overlap: Annotated[
         int, typer.Option(help="Pixels shared by neighbouring tiles; keep it above the largest box.")
@@ -45,9 +43,7 @@ def build(
     empty_fraction: Annotated[
         float, typer.Option(help="Fraction of the tiles without any animal kept as negatives (0-1).")
     ] = 0.1,
-    workers: Annotated[
-        int, typer.Option(help="Processes, one photo each at a time; 0 = one per CPU core.")
-    ] = 0,
+    workers: Annotated[int, typer.Option(help="Processes, one photo each at a time; 0 = one per CPU core.")] = 0,
 ) -> None:
     """Cut photos into tiles with YOLO box labels made from the points, split by photo, with a manifest.
 

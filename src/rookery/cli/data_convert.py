@@ -43,9 +43,7 @@ def convert(
     ],
     input_: Annotated[
         Path,
-        typer.Option(
-            "--input", help="The annotation file to read (for --from yolo, the folder of txt files)."
-        ),
+        typer.Option("--input", help="The annotation file to read (for --from yolo, the folder of txt files)."),
     ],
     to: Annotated[
         str,
@@ -103,9 +101,7 @@ def convert(
     done = {s.item for s in skipped}
     written = [lab for lab in labels if lab.image not in done]
     if not written:
-        raise RookeryError(
-            f"no image was written to {out}; each one was skipped for the reason printed above"
-        )
+        raise RookeryError(f"no image was written to {out}; each one was skipped for the reason printed above")
     zeros = np.zeros(len(spec), dtype=np.int64)
     objects = sum((lab.points.counts(len(spec)) for lab in written), zeros)
     boxes = sum((lab.boxes.counts(len(spec)) for lab in written if lab.boxes is not None), zeros)

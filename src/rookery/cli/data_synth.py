@@ -42,9 +42,7 @@ def synth(
             "subadult_males (so 3 includes the small pups).",
         ),
     ] = 3,
-    seed: Annotated[
-        int, typer.Option(min=0, help="Random seed: the same seed and options give the same files.")
-    ] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed: the same seed and options give the same files.")] = 0,
     object_scale: Annotated[
         float,
         typer.Option(

@@ -50,9 +50,7 @@ def demo(
     found = survey / "found_points.csv"
     if not found.is_file():
         console.rule("2. Dots -> points (pair mode: clean photo vs painted twin)")
-        report = find_dots(
-            survey / "dotted", classes, images_dir=survey / "train", masks_out=survey / "found_masks"
-        )
+        report = find_dots(survey / "dotted", classes, images_dir=survey / "train", masks_out=survey / "found_masks")
         for skipped in report.skipped:
             console.print(f"skipped {skipped}")
         write_points_csv(found, report.labels, classes)
@@ -70,6 +68,4 @@ def demo(
 
     console.rule("4. The data set")
     console.print(stats_table(dataset_stats(dataset)))
-    console.print(
-        f"data set: {dataset}\nnext: training arrives with the next release (see the README's roadmap)"
-    )
+    console.print(f"data set: {dataset}\nnext: training arrives with the next release (see the README's roadmap)")

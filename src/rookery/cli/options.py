@@ -25,7 +25,5 @@ def parse_split(value: str) -> tuple[float, float, float]:
     except ValueError as e:
         raise typer.BadParameter(f"expected three fractions such as 0.7,0.2,0.1, got {value!r}") from e
     if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1) > 1e-6 or parts[0] <= 0:
-        raise typer.BadParameter(
-            f"expected three non-negative fractions summing to 1 (train > 0), got {value!r}"
-        )
+        raise typer.BadParameter(f"expected three non-negative fractions summing to 1 (train > 0), got {value!r}")
     return parts

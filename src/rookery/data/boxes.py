@@ -33,9 +33,7 @@ ESTIMATE_NOTE = (
 )
 
 
-def points_to_boxes(
-    points: Points, sizes: Sequence[float], image_size: tuple[int, int] | None = None
-) -> Boxes:
+def points_to_boxes(points: Points, sizes: Sequence[float], image_size: tuple[int, int] | None = None) -> Boxes:
     """Square boxes of side `sizes[cls]` centred on the points, clipped to the image when its size is given.
 
     `image_size` is (width, height). A class index without a size is a ConfigError.

@@ -32,9 +32,7 @@ class Classes:
 
     def __post_init__(self) -> None:
         if not self.specs:
-            raise ConfigError(
-                "no classes are defined; classes.yaml needs at least one 'name: [R, G, B]' entry"
-            )
+            raise ConfigError("no classes are defined; classes.yaml needs at least one 'name: [R, G, B]' entry")
         names = [s.name for s in self.specs]
         if len(set(names)) != len(names):
             raise ConfigError(f"class names must be unique, got {names}")
@@ -76,9 +74,7 @@ class Classes:
     def load(cls, path: Path) -> Classes:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(
-                f"classes file {path} does not exist; write one with 'name: [R, G, B]' per class"
-            )
+            raise ConfigError(f"classes file {path} does not exist; write one with 'name: [R, G, B]' per class")
         try:
             raw = yaml.safe_load(path.read_text())
         except yaml.YAMLError as e:
@@ -88,9 +84,7 @@ class Classes:
     @classmethod
     def from_dict(cls, raw: object, source: str = "classes") -> Classes:
         if not isinstance(raw, dict) or not raw:
-            raise ConfigError(
-                f"{source} must map each class name to an RGB colour, e.g. 'pups: [38, 174, 21]'"
-            )
+            raise ConfigError(f"{source} must map each class name to an RGB colour, e.g. 'pups: [38, 174, 21]'")
         specs = []
         for name, value in raw.items():
             color, box = (value.get("color"), value.get("box")) if isinstance(value, dict) else (value, None)
@@ -99,16 +93,10 @@ class Classes:
                 or len(color) != 3
                 or not all(isinstance(c, int) and 0 <= c <= 255 for c in color)
             ):
-                raise ConfigError(
-                    f"{source}: class {name!r} needs a colour [R, G, B] of integers 0-255, got {color!r}"
-                )
+                raise ConfigError(f"{source}: class {name!r} needs a colour [R, G, B] of integers 0-255, got {color!r}")
             if box is not None and (not isinstance(box, int | float) or box <= 0):
-                raise ConfigError(
-                    f"{source}: class {name!r} has box size {box!r}; it must be a positive number"
-                )
-            specs.append(
-                ClassSpec(str(name), (color[0], color[1], color[2]), None if box is None else float(box))
-            )
+                raise ConfigError(f"{source}: class {name!r} has box size {box!r}; it must be a positive number")
+            specs.append(ClassSpec(str(name), (color[0], color[1], color[2]), None if box is None else float(box)))
         return cls(tuple(specs))
 
 

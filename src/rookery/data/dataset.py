@@ -60,9 +60,7 @@ class BuildParams:
         split = tuple(float(s) for s in self.split)
         object.__setattr__(self, "split", split)
         if len(split) != 3 or any(s < 0 for s in split) or abs(sum(split) - 1) > 1e-6 or split[0] <= 0:
-            raise ConfigError(
-                f"split must be three non-negative fractions summing to 1 with train > 0, got {split}"
-            )
+            raise ConfigError(f"split must be three non-negative fractions summing to 1 with train > 0, got {split}")
         if self.tile <= 0 or not 0 <= self.overlap < self.tile:
             raise ConfigError(
                 f"tile must be positive and overlap between 0 and tile - 1, got tile={self.tile}, "
@@ -242,8 +240,7 @@ def _assemble(
         classes=names,
         params=params.to_dict(),
         box_sizes={
-            s.name: BoxSizeEntry(size=round(z, 3), estimated=s.box is None)
-            for s, z in zip(classes, sizes, strict=True)
+            s.name: BoxSizeEntry(size=round(z, 3), estimated=s.box is None) for s, z in zip(classes, sizes, strict=True)
         },
         box_size_method=ESTIMATE_NOTE if any(s.box is None for s in classes) else "from classes.yaml",
         photos=photos,

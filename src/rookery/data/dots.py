@@ -103,9 +103,7 @@ def find_dots_pair(
     _check_photo(dotted_bgr, "painted")
     if image_bgr.shape != dotted_bgr.shape:
         (h1, w1), (h2, w2) = image_bgr.shape[:2], dotted_bgr.shape[:2]
-        raise InputError(
-            f"the painted photo is {w2}x{h2} but the clean photo is {w1}x{h1}; they must be the same size"
-        )
+        raise InputError(f"the painted photo is {w2}x{h2} but the clean photo is {w1}x{h1}; they must be the same size")
     # Masks are uint8 0/255 and combined with OpenCV: numpy is several times slower on 16 MP photos.
     # Blacked out: black in the painted photo where the clean photo is not.
     black = cv2.bitwise_and(_black(dotted_bgr), cv2.bitwise_not(_black(image_bgr)))
@@ -150,9 +148,7 @@ def find_dots(
         if images_dir is not None:
             clean = find_image(Path(images_dir), path.stem)
             if clean is None:
-                report.skipped.append(
-                    Skipped(path.stem, f"no clean photo named {path.stem}.* in {images_dir}")
-                )
+                report.skipped.append(Skipped(path.stem, f"no clean photo named {path.stem}.* in {images_dir}"))
                 continue
         jobs.append(_Job(path.stem, path, clean))
     work = functools.partial(_process, classes=classes, masks_out=masks_out)

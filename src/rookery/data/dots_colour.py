@@ -71,9 +71,7 @@ class Blobs:
     def take(self, idx: np.ndarray) -> Blobs:
         idx = np.asarray(idx, np.int64)
         sizes = self.start[idx + 1] - self.start[idx]
-        rows = np.concatenate(
-            [np.zeros(0, np.int64), *(np.arange(self.start[i], self.start[i + 1]) for i in idx)]
-        )
+        rows = np.concatenate([np.zeros(0, np.int64), *(np.arange(self.start[i], self.start[i + 1]) for i in idx)])
         return Blobs(
             self.xy[idx], self.cls[idx], self.area[idx], self.elongation[idx], self.fill[idx],
             self.deviation[idx], self.changed[idx], self.core[idx], self.rgb[idx], self.px[rows],
@@ -210,9 +208,7 @@ def _is_dot(blobs: Blobs, max_deviation: np.ndarray, changed: float) -> np.ndarr
     return np.flatnonzero(keep)
 
 
-def find_vivid_blobs(
-    bgr: np.ndarray, classes: Classes, valid: np.ndarray | None, exclude: np.ndarray
-) -> Blobs:
+def find_vivid_blobs(bgr: np.ndarray, classes: Classes, valid: np.ndarray | None, exclude: np.ndarray) -> Blobs:
     """Dot-like blobs of a saturated colour that is not a class colour: dots of a class missing from
     classes.yaml. `exclude` (uint8) marks pixels near accepted dots (their anti-aliased rims).
 

@@ -87,9 +87,7 @@ def find_smeared_dots(
     diff = ycrcb(painted_bgr) - clean
     diff[ignore] = 0
     sig = np.dstack([_blur(diff[..., 0], LUMA_SIGMA)] + [_blur(diff[..., c], CHROMA_SIGMA) for c in (1, 2)])
-    under = np.dstack(
-        [_blur(clean[..., 0], CLEAN_SIGMA[0])] + [_blur(clean[..., c], CLEAN_SIGMA[1]) for c in (1, 2)]
-    )
+    under = np.dstack([_blur(clean[..., 0], CLEAN_SIGMA[0])] + [_blur(clean[..., c], CLEAN_SIGMA[1]) for c in (1, 2)])
     valid = ~ignore
     luma_noise, chroma_noise = _trimmed_rms(sig[..., 0][valid]), _trimmed_rms(sig[..., 1:][valid])
     noise = np.array([luma_noise, chroma_noise, chroma_noise])
@@ -144,9 +142,7 @@ def _greedy(
         pos = np.stack([px[i], py[i]], axis=1).astype(np.float64)  # (M, 2)
         zi = z[i].copy()
         cx, cy = int(pos[0, 0] // cell), int(pos[0, 1] // cell)
-        near = [
-            j for gx in (cx - 1, cx, cx + 1) for gy in (cy - 1, cy, cy + 1) for j in grid.get((gx, gy), ())
-        ]
+        near = [j for gx in (cx - 1, cx, cx + 1) for gy in (cy - 1, cy, cy + 1) for j in grid.get((gx, gy), ())]
         for j in near:
             d2 = ((pos - accepted_xy[j]) ** 2).sum(axis=1)
             luma, chroma = np.exp(-d2 / (2 * LUMA_SPREAD**2)), np.exp(-d2 / (2 * CHROMA_SPREAD**2))
@@ -165,9 +161,7 @@ def _greedy(
         # colour direction (a brown dot must not take a neighbouring pup's green away).
         vc = vn[m, k, 1:]
         chroma_cover = float(np.clip(zi[m, 1:] @ vc / max(vc @ vc, 1e-9), 0, COVERAGE[1]))
-        accepted_u.append(
-            np.array([cover[m, k] * v[m, k, 0], chroma_cover * v[m, k, 1], chroma_cover * v[m, k, 2]])
-        )
+        accepted_u.append(np.array([cover[m, k] * v[m, k, 0], chroma_cover * v[m, k, 1], chroma_cover * v[m, k, 2]]))
         accepted_xy.append(pos[m])
         grid.setdefault((int(pos[m, 0] // cell), int(pos[m, 1] // cell)), []).append(len(accepted_xy) - 1)
     return np.array(accepted_xy, np.float64).reshape(-1, 2)
@@ -186,10 +180,7 @@ def _agrees(z: np.ndarray, v: np.ndarray) -> bool:
         luma >= LUMA_ALONE
         or (consistent and colour >= COLOUR_ALONE and luma >= 0)
         or (
-            consistent
-            and luma >= LUMA_WITH_COLOUR
-            and colour >= COLOUR_WITH_LUMA
-            and luma + colour >= LUMA_PLUS_COLOUR
+            consistent and luma >= LUMA_WITH_COLOUR and colour >= COLOUR_WITH_LUMA and luma + colour >= LUMA_PLUS_COLOUR
         )
     )
 
@@ -220,9 +211,7 @@ def _fit_classes(diff: np.ndarray, clean: np.ndarray, xy: np.ndarray, colours: n
     apparent = colours.copy()
     ranked = np.sort(resid, axis=1)
     clear = ranked[:, 1] - ranked[:, 0] >= CLEAR_MARGIN
-    implied = under[:, 1:] + amplitude[:, 1:] / (
-        gain[1:] * np.maximum(cover[np.arange(len(u)), cls], 0.1)[:, None]
-    )
+    implied = under[:, 1:] + amplitude[:, 1:] / (gain[1:] * np.maximum(cover[np.arange(len(u)), cls], 0.1)[:, None])
     for k in range(len(colours)):
         members = clear & (cls == k)
         if members.sum() >= MIN_MEMBERS:

@@ -147,9 +147,7 @@ def _tile_photo(job: PhotoJob, result: PhotoResult) -> None:
     if job.mask is not None:
         mask = read_image(job.mask, cv2.IMREAD_GRAYSCALE)
         if mask.shape != (h, w):
-            raise InputError(
-                f"mask {job.mask.name} is {mask.shape[1]}x{mask.shape[0]} but its photo is {w}x{h}"
-            )
+            raise InputError(f"mask {job.mask.name} is {mask.shape[1]}x{mask.shape[0]} but its photo is {w}x{h}")
     pts = job.points
     inside = np.all((pts.xy >= -0.5) & (pts.xy <= [w - 0.5, h - 0.5]), axis=1)
     if not inside.all():
@@ -182,9 +180,7 @@ def _tile_photo(job: PhotoJob, result: PhotoResult) -> None:
     objects = np.zeros(n_classes, dtype=np.int64)
     for plan in plan_tiles((w, h), boxes, mask, job.params, job.stem):
         name = plan.name(job.stem)
-        write_image(
-            job.staging / "images" / f"{name}.jpg", plan.tile.crop(image), quality=job.params.jpeg_quality
-        )
+        write_image(job.staging / "images" / f"{name}.jpg", plan.tile.crop(image), quality=job.params.jpeg_quality)
         (job.staging / "labels" / f"{name}.txt").write_text(yolo_lines(plan.boxes, plan.tile))
         objects += plan.boxes.counts(n_classes)
         result.tiles.append((name, len(plan.boxes) == 0))

@@ -28,9 +28,7 @@ def write_points_csv(path: Path, labels: Iterable[ImageLabels], classes: Classes
         w.writerow(POINT_COLUMNS)
         for lab in labels:
             for (x, y), c in zip(lab.points.xy, lab.points.cls, strict=True):
-                w.writerow(
-                    (lab.image, round(float(x), decimals), round(float(y), decimals), classes.names[c])
-                )
+                w.writerow((lab.image, round(float(x), decimals), round(float(y), decimals), classes.names[c]))
 
 
 def read_points_csv(path: Path, classes: Classes) -> dict[str, ImageLabels]:
@@ -44,8 +42,7 @@ def read_points_csv(path: Path, classes: Classes) -> dict[str, ImageLabels]:
         missing = set(POINT_COLUMNS) - set(reader.fieldnames or ())
         if missing:
             raise InputError(
-                f"{path.name} lacks the column(s) {', '.join(sorted(missing))}; "
-                f"expected {','.join(POINT_COLUMNS)}"
+                f"{path.name} lacks the column(s) {', '.join(sorted(missing))}; expected {','.join(POINT_COLUMNS)}"
             )
         for line, row in enumerate(reader, start=2):
             try:
@@ -59,16 +56,13 @@ def read_points_csv(path: Path, classes: Classes) -> dict[str, ImageLabels]:
             name = row["class"]
             if name not in classes.names:
                 raise InputError(
-                    f"{path.name} line {line}: class {name!r} is not in classes.yaml "
-                    f"({', '.join(classes.names)})"
+                    f"{path.name} line {line}: class {name!r} is not in classes.yaml ({', '.join(classes.names)})"
                 )
             xys, cls = rows.setdefault(str(row["image"]), ([], []))
             xys.append(xy)
             cls.append(classes.names.index(name))
     return {
-        image: ImageLabels(
-            image, Points(np.array(xys, dtype=np.float64).reshape(-1, 2), np.array(cls, dtype=np.int64))
-        )
+        image: ImageLabels(image, Points(np.array(xys, dtype=np.float64).reshape(-1, 2), np.array(cls, dtype=np.int64)))
         for image, (xys, cls) in rows.items()
     }
 
@@ -93,7 +87,4 @@ def read_counts_csv(path: Path, classes: Classes) -> dict[str, np.ndarray]:
         missing = {"image", *classes.names} - set(reader.fieldnames or ())
         if missing:
             raise InputError(f"{path.name} lacks the column(s) {', '.join(sorted(missing))}")
-        return {
-            str(row["image"]): np.array([int(row[n]) for n in classes.names], dtype=np.int64)
-            for row in reader
-        }
+        return {str(row["image"]): np.array([int(row[n]) for n in classes.names], dtype=np.int64) for row in reader}

@@ -46,9 +46,7 @@ _CSV_DECIMALS = 6
 _DEFAULT_NAMES = {"csv": "points.csv", "coco": "annotations.json"}
 
 
-def read_annotations(
-    path: Path, fmt: str, classes: Classes, images_dir: Path | None = None
-) -> list[ImageLabels]:
+def read_annotations(path: Path, fmt: str, classes: Classes, images_dir: Path | None = None) -> list[ImageLabels]:
     """Read an annotation file (a folder for YOLO); any problem raises InputError."""
     return _read(Path(path), fmt, classes, images_dir, Problems(strict=True))
 
@@ -95,15 +93,11 @@ def output_path(out: Path, fmt: str) -> Path:
 def _check(fmt: str, known: tuple[str, ...], verb: str) -> str:
     key = str(fmt).strip().lower()
     if key not in known:
-        raise InputError(
-            f"unknown annotation format {fmt!r}; the formats that can be {verb} are {', '.join(known)}"
-        )
+        raise InputError(f"unknown annotation format {fmt!r}; the formats that can be {verb} are {', '.join(known)}")
     return key
 
 
-def _read(
-    path: Path, fmt: str, classes: Classes, images_dir: Path | None, problems: Problems
-) -> list[ImageLabels]:
+def _read(path: Path, fmt: str, classes: Classes, images_dir: Path | None, problems: Problems) -> list[ImageLabels]:
     key = _check(fmt, FORMATS_IN, "read")
     if not path.exists():
         raise InputError(f"annotations {path} do not exist")

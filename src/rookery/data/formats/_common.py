@@ -94,9 +94,7 @@ class LabelMap:
     def __call__(self, name: object, where: str) -> int:
         if isinstance(name, str) and name in self._index:
             return self._index[name]
-        raise InputError(
-            f"{self._source.name} {where}: label {name!r} is not in classes.yaml (known: {self._known})"
-        )
+        raise InputError(f"{self._source.name} {where}: label {name!r} is not in classes.yaml (known: {self._known})")
 
 
 @dataclass
@@ -175,11 +173,24 @@ def find_size(images_dir: Path, image: str) -> tuple[int, int]:
     return image_size(found)
 
 
+def size_for_writing(lab: ImageLabels, images_dir: Path | None, problems: Problems, why: str) -> tuple[int, int] | None:
+    """An image's (width, height) for a writer that needs it: from the labels, else from its file in
+    `images_dir`. An unreadable file is a per-image problem (None); no way to know the size raises."""
+    try:
+        size = lab.size or (find_size(images_dir, lab.image) if images_dir is not None else None)
+    except Bad as e:
+        problems.add(lab.image, f"image {lab.image!r}: {e}", e)
+        return None
+    if size is None:
+        raise InputError(
+            f"image {lab.image!r} has no known size and {why}; pass the folder of images (images_dir / --images)"
+        )
+    return size
+
+
 def check_unique(labels: Sequence[ImageLabels]) -> None:
     seen: set[str] = set()
     for lab in labels:
         if lab.image in seen:
-            raise InputError(
-                f"image {lab.image!r} appears twice in the labels to write; merge its labels first"
-            )
+            raise InputError(f"image {lab.image!r} appears twice in the labels to write; merge its labels first")
         seen.add(lab.image)

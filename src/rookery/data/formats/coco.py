@@ -25,10 +25,10 @@ from rookery.data.formats._common import (
     Collector,
     LabelMap,
     Problems,
-    find_size,
     load_json,
     number,
     numbers,
+    size_for_writing,
     size_of,
     stem_of,
     uncovered_points,
@@ -52,11 +52,7 @@ def read_coco(path: Path, classes: Classes, problems: Problems) -> list[ImageLab
     found: dict[str, Collector] = {}
     bad: set[str] = set()
     for i, entry in enumerate(data["images"]):
-        if (
-            not isinstance(entry, dict)
-            or not _is_id(entry.get("id"))
-            or not isinstance(entry.get("file_name"), str)
-        ):
+        if not isinstance(entry, dict) or not _is_id(entry.get("id")) or not isinstance(entry.get("file_name"), str):
             raise InputError(f"{path.name} images[{i}] needs an 'id' and a 'file_name'")
         name = stem_of(entry["file_name"])
         if name in found:
@@ -83,8 +79,7 @@ def read_coco(path: Path, classes: Classes, problems: Problems) -> list[ImageLab
         if not _is_id(image_id) or image_id not in images:
             problems.add(
                 where,
-                f"{path.name} {where} refers to no image in 'images' (image_id {image_id!r}), "
-                "so it is skipped",
+                f"{path.name} {where} refers to no image in 'images' (image_id {image_id!r}), so it is skipped",
             )
             continue
         image_name = images[image_id]
@@ -146,16 +141,9 @@ def write_coco(
     images: list[dict[str, object]] = []
     anns: list[dict[str, object]] = []
     for lab in labels:
-        try:
-            size = lab.size or (find_size(images_dir, lab.image) if images_dir is not None else None)
-        except Bad as e:
-            problems.add(lab.image, f"image {lab.image!r}: {e}", e)
-            continue
+        size = size_for_writing(lab, images_dir, problems, "COCO needs width and height")
         if size is None:
-            raise InputError(
-                f"image {lab.image!r} has no known size and COCO needs width and height; "
-                "pass the folder of images (images_dir / --images)"
-            )
+            continue
         image_id = len(images) + 1
         images.append(
             {

@@ -24,13 +24,10 @@ def read_cvat(path: Path, classes: Classes, problems: Problems) -> list[ImageLab
     except OSError as e:
         raise InputError(f"{path} could not be read: {e.strerror or e}") from e
     if root.tag != "annotations":
-        raise InputError(
-            f"{path.name} is not a CVAT export: its root element is <{root.tag}>, not <annotations>"
-        )
+        raise InputError(f"{path.name} is not a CVAT export: its root element is <{root.tag}>, not <annotations>")
     if root.find("track") is not None:
         raise InputError(
-            f"{path.name} holds <track> elements (CVAT for video); export the task as "
-            "'CVAT for images 1.1' instead"
+            f"{path.name} holds <track> elements (CVAT for video); export the task as 'CVAT for images 1.1' instead"
         )
     label = LabelMap(classes, path)
     found: dict[str, Collector] = {}
@@ -74,9 +71,7 @@ def _add_shape(image: Collector, shape: ET.Element, label: LabelMap, where: str)
             image.point(number(xy[0], "a point's x"), number(xy[1], "a point's y"), cls)
     else:
         if number(shape.get("rotation", 0), "box rotation") % 360 != 0:
-            raise Bad(
-                f"a <box> is rotated by {shape.get('rotation')} degrees; rookery boxes are axis-aligned"
-            )
+            raise Bad(f"a <box> is rotated by {shape.get('rotation')} degrees; rookery boxes are axis-aligned")
         x1, y1, x2, y2 = (number(shape.get(k), f"box {k}") for k in ("xtl", "ytl", "xbr", "ybr"))
         image.box(x1, y1, x2, y2, cls)
 

@@ -112,9 +112,7 @@ def _add_results(image: Collector, results: object, label: LabelMap, where: str)
         cls = label(names[0], f"{where} result {k}")
         size = size_of(r.get("original_width"), r.get("original_height"), f"result {k} original")
         if size is None:
-            raise Bad(
-                f"result {k} lacks original_width and original_height, needed to turn percentages into pixels"
-            )
+            raise Bad(f"result {k} lacks original_width and original_height, needed to turn percentages into pixels")
         image.size = image.size or size
         sx, sy = size[0] / 100, size[1] / 100
         x, y = number(value.get("x"), "value.x") * sx, number(value.get("y"), "value.y") * sy
@@ -123,8 +121,7 @@ def _add_results(image: Collector, results: object, label: LabelMap, where: str)
             continue
         if number(value.get("rotation", 0), "value.rotation") % 360 != 0:
             raise Bad(
-                f"result {k} is a rectangle rotated by {value.get('rotation')} degrees; rookery boxes are "
-                "axis-aligned"
+                f"result {k} is a rectangle rotated by {value.get('rotation')} degrees; rookery boxes are axis-aligned"
             )
         w, h = (
             number(value.get("width"), "value.width") * sx,

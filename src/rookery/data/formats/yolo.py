@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rookery.data.classes import Classes
-from rookery.data.formats._common import SHIFT, Bad, Problems, find_size, uncovered_points
+from rookery.data.formats._common import SHIFT, Bad, Problems, find_size, size_for_writing, uncovered_points
 from rookery.errors import ConfigError, InputError
 from rookery.types import Boxes, ImageLabels, Points
 
@@ -23,9 +23,7 @@ from rookery.types import Boxes, ImageLabels, Points
 _FRACTION_TOL = 1e-6
 
 
-def read_yolo(
-    folder: Path, classes: Classes, images_dir: Path | None, problems: Problems
-) -> list[ImageLabels]:
+def read_yolo(folder: Path, classes: Classes, images_dir: Path | None, problems: Problems) -> list[ImageLabels]:
     if not folder.is_dir():
         raise InputError(f"YOLO labels are a folder of <image>.txt files, and {folder} is not a folder")
     if images_dir is None:
@@ -62,9 +60,7 @@ def _read_file(txt: Path, num_classes: int, size: tuple[int, int]) -> ImageLabel
         try:
             rows.append((int(parts[0]), *(float(p) for p in parts[1:])))
         except ValueError as e:
-            raise Bad(
-                f"line {lineno}: expected an integer class and four numbers, got {line.strip()!r}"
-            ) from e
+            raise Bad(f"line {lineno}: expected an integer class and four numbers, got {line.strip()!r}") from e
         lines.append((lineno, line.strip()))
     # Checked on the whole table at once: files from dense colonies have thousands of lines.
     table = np.array(rows, dtype=np.float64).reshape(-1, 5)
@@ -76,18 +72,12 @@ def _read_file(txt: Path, num_classes: int, size: tuple[int, int]) -> ImageLabel
             f"{num_classes} classes (0 to {num_classes - 1})"
         )
     frac = table[:, 1:]
-    wrong = np.flatnonzero(
-        (~np.isfinite(frac) | (frac < -_FRACTION_TOL) | (frac > 1 + _FRACTION_TOL)).any(axis=1)
-    )
+    wrong = np.flatnonzero((~np.isfinite(frac) | (frac < -_FRACTION_TOL) | (frac > 1 + _FRACTION_TOL)).any(axis=1))
     if len(wrong):
         lineno, line = lines[wrong[0]]
-        raise Bad(
-            f"line {lineno}: coordinates must be fractions of the image size between 0 and 1, got {line!r}"
-        )
+        raise Bad(f"line {lineno}: coordinates must be fractions of the image size between 0 and 1, got {line!r}")
     (w_img, h_img), (cx, cy, w, h) = size, frac.T
-    xyxy = np.stack(
-        [(cx - w / 2) * w_img, (cy - h / 2) * h_img, (cx + w / 2) * w_img, (cy + h / 2) * h_img], axis=1
-    )
+    xyxy = np.stack([(cx - w / 2) * w_img, (cy - h / 2) * h_img, (cx + w / 2) * w_img, (cy + h / 2) * h_img], axis=1)
     boxes = Boxes(xyxy - SHIFT, cls)
     return ImageLabels(txt.stem, Points(boxes.centers(), cls), boxes, size)
 
@@ -97,16 +87,9 @@ def write_yolo(
 ) -> None:
     texts: dict[str, str] = {}
     for lab in labels:
-        try:
-            size = lab.size or (find_size(images_dir, lab.image) if images_dir is not None else None)
-        except Bad as e:
-            problems.add(lab.image, f"image {lab.image!r}: {e}", e)
-            continue
+        size = size_for_writing(lab, images_dir, problems, "YOLO coordinates are fractions of it")
         if size is None:
-            raise InputError(
-                f"image {lab.image!r} has no known size and YOLO coordinates are fractions of it; "
-                "pass the folder of images (images_dir / --images)"
-            )
+            continue
         xyxy, cls = _boxes_for(lab, classes)
         # Back to continuous coordinates, then to fractions of the image.
         w_img, h_img = size

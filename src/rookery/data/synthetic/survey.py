@@ -92,8 +92,7 @@ def _validate(
     w, h = size
     if min(w, h) < MIN_SIDE or w * h > MAX_PIXELS:
         raise ConfigError(
-            f"the photo size must be at least {MIN_SIDE}x{MIN_SIDE} and at most {MAX_PIXELS:,} pixels, "
-            f"got {w}x{h}"
+            f"the photo size must be at least {MIN_SIDE}x{MIN_SIDE} and at most {MAX_PIXELS:,} pixels, got {w}x{h}"
         )
     if not 1 <= num_classes <= MAX_CLASSES:
         raise ConfigError(f"the number of classes must be 1 to {MAX_CLASSES}, got {num_classes}")
