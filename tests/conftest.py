@@ -9,9 +9,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,7 +61,14 @@ def rookery_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     """Each test gets its own ROOKERY_HOME, so nothing leaks between tests or into the repo."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("ROOKERY_HOME", str(home))
-    for key in ("ROOKERY_TRACKING_URI", "ROOKERY_HISTORY_URL", "ROOKERY_MODEL_URI", "ROOKERY_API_KEY"):
+    for key in (
+        "ROOKERY_TRACKING_URI",
+        "ROOKERY_HISTORY_URL",
+        "ROOKERY_MODEL_URI",
+        "ROOKERY_API_KEY",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_RUN_ID",
+    ):
         monkeypatch.delenv(key, raising=False)
     from rookery.config import get_settings
 
@@ -73,3 +83,94 @@ def sealions() -> Path:
     if not (SEALIONS / "points.csv").is_file():
         pytest.skip(f"real sea lion sample not found at {SEALIONS} (set ROOKERY_SEALIONS_DIR)")
     return SEALIONS
+
+
+# --- real services: an `mlflow server` process on loopback, a fresh PostgreSQL database -------------
+
+PG_ADMIN_URL = os.environ.get("ROOKERY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def loopback_port() -> int:
+    """A free TCP port on 127.0.0.1 for a server a test starts."""
+    return free_port()
+
+
+@pytest.fixture
+def postgres_db() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test (dropped afterwards), as a SQLAlchemy URL."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"rookery_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as e:
+        pytest.skip(f"no PostgreSQL server answers at {PG_ADMIN_URL}: {e}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class MlflowServer:
+    """`mlflow server` as a real process on 127.0.0.1, lean (ENVIRONMENT.md): 2 processes, up in ~7 s."""
+
+    def __init__(self, backend_uri: str, artifacts: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [
+            str(Path(sys.executable).with_name("mlflow")), "server",
+            "--backend-store-uri", backend_uri,
+            "--artifacts-destination", str(artifacts),
+            "--serve-artifacts", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+        ]  # fmt: skip
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        self.log = log
+        self.proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 90) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"mlflow server not ready after {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def mlflow_server_factory(tmp_path: Path) -> Iterator[Callable[[str], MlflowServer]]:
+    servers: list[MlflowServer] = []
+
+    def start(backend_uri: str = "") -> MlflowServer:
+        backend_uri = backend_uri or f"sqlite:///{tmp_path / f'server{len(servers)}.db'}"
+        server = MlflowServer(backend_uri, tmp_path / "server-artifacts", tmp_path / f"server{len(servers)}.log")
+        servers.append(server)
+        return server
+
+    yield start
+    for s in servers:
+        s.stop()

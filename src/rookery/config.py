@@ -7,6 +7,7 @@ switches each part elsewhere, e.g. ROOKERY_TRACKING_URI=http://mlflow:5000.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,7 +34,8 @@ class Settings(BaseSettings):
     def _fill_defaults(self) -> Settings:
         self.home = self.home.expanduser().resolve()
         if not self.tracking_uri:
-            self.tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
+            # Inside `mlflow run`, MLflow sets MLFLOW_TRACKING_URI for the project's command: follow it.
+            self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow.db'}"
         if not self.artifact_root:
             self.artifact_root = str(self.home / "artifacts")
         if self.datasets_dir is None:

@@ -13,17 +13,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 T = TypeVar("T")
 
 # Progress and messages go to stderr so that stdout stays clean for data (CSV, JSON, tables).
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def setup_logging(verbose: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=verbose, rich_tracebacks=verbose)],
-        force=True,
-    )
+    # Rich's columns on a terminal; plain one-line records in logs and CI (no wrapping at 80 columns).
+    handler: logging.Handler
+    if console.is_terminal:
+        handler = RichHandler(console=console, show_path=verbose, rich_tracebacks=verbose)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     for noisy in ("matplotlib", "PIL", "urllib3", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 

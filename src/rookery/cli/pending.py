@@ -11,9 +11,7 @@ import typer
 from rookery.errors import RookeryError
 
 PENDING = {
-    "train": "Train a YOLO detector on a data set, tracked in MLflow.",
     "evaluate": "Counting metrics (per-class MAE/RMSE) and mAP of a model on a data set.",
-    "model": "List, show, promote and roll back registered model versions.",
     "predict": "Count objects on whole photos with sliced, batched inference.",
     "serve": "Serve the REST API and the web page.",
 }

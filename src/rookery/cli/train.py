@@ -1,0 +1,76 @@
+"""`rookery train`: Ultralytics training on a rookery data set, one MLflow run, a registered version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rookery.logs import console
+
+# Exit status when the weights are saved but the MLflow run is incomplete (server down or gone).
+EXIT_INCOMPLETE = 3
+
+
+def train(
+    data: Annotated[Path, typer.Option(help="Data set folder built by 'rookery data build' (has data.yaml).")],
+    model: Annotated[
+        str, typer.Option(help="Model config (yolov8n.yaml, yolo11n.yaml: from scratch) or local weights .pt.")
+    ] = "yolov8n.yaml",
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 50,
+    imgsz: Annotated[int, typer.Option(min=32, help="Network input size in pixels (tiles are resized to it).")] = 640,
+    batch: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 16,
+    device: Annotated[str, typer.Option(help="'cpu', '0', '0,1' (multi-GPU DDP); empty = CUDA when present.")] = "",
+    name: Annotated[str | None, typer.Option(help="Run name [default: <data set>-<time>].")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "rookery",
+    workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 2,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    patience: Annotated[int, typer.Option(min=0, help="Early-stopping patience in epochs.")] = 50,
+    plots: Annotated[bool, typer.Option(help="Make Ultralytics' plots and log them.")] = True,
+    register: Annotated[bool, typer.Option(help="Register the model as a new version in the registry.")] = True,
+    resume: Annotated[
+        str | None, typer.Option(help="Continue an interrupted training in the same MLflow run (its RUN_ID).")
+    ] = None,
+) -> None:
+    """Train a YOLO detector, log it to MLflow (params, per-epoch metrics, plots, weights, ONNX, the
+    packaged model) and register a new version of the model.
+
+    The tracking store is ROOKERY_TRACKING_URI (default: a SQLite file under ./.rookery). If the store is
+    down, training still runs and saves its weights locally; the exit status is then 3.
+    """
+    from rookery.training.trainer import TrainParams
+    from rookery.training.trainer import train as run_training
+
+    params = TrainParams(
+        data=data,
+        model=model,
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        name=name,
+        experiment=experiment,
+        workers=workers,
+        seed=seed,
+        patience=patience,
+        plots=plots,
+        register_model=register,
+    )
+    result = run_training(params, resume_run_id=resume)
+    console.print(f"weights: {result.best}")
+    if result.onnx:
+        console.print(f"onnx:    {result.onnx}")
+    if result.metrics:
+        console.print("best:    " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items())))
+    if result.run_id:
+        console.print(f"run:     {result.run_id}")
+    if result.model_version:
+        console.print(
+            f"model:   version {result.model_version} (promote with 'rookery model promote {result.model_version}')"
+        )
+    if not result.complete:
+        console.print(
+            "[bold yellow]incomplete:[/] the MLflow run is missing: " + "; ".join(dict.fromkeys(result.problems))
+        )
+        raise typer.Exit(EXIT_INCOMPLETE)

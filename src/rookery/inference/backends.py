@@ -1,0 +1,260 @@
+"""The network behind the Predictor: PyTorch (Ultralytics .pt checkpoint) or ONNX Runtime (.onnx export).
+
+A backend takes a batch of uint8 BGR tiles and returns the raw head output (N, 4 + nc, anchors) as numpy;
+everything before and after (tiling, decoding, NMS, merging) is shared. torch, onnxruntime and ultralytics
+are imported only here, and only when a backend of that kind is opened.
+"""
+
+from __future__ import annotations
+
+import ast
+import platform
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from rookery.errors import ConfigError, InputError, MissingExtraError
+from rookery.inference.decode import to_input
+
+BackendName = Literal["auto", "onnx", "torch"]
+
+
+class Backend(Protocol):
+    name: str  # "onnx" or "torch"
+    device: str  # "cpu", "cuda:0", ...
+    class_names: tuple[str, ...]
+    stride: int  # input sides must be multiples of it
+    input_size: tuple[int, int] | None  # (height, width) when the network takes only that size
+    max_batch: int | None  # when the network takes only batches of that size
+
+    def prepare(self, batch: np.ndarray) -> Any:
+        """(N, H, W, 3) uint8 BGR tiles -> the network input (runs in the producer thread)."""
+        ...
+
+    def run(self, prepared: Any) -> np.ndarray:
+        """The network input -> raw output (N, 4 + nc, anchors) float32."""
+        ...
+
+
+class OnnxBackend:
+    """ONNX Runtime on the CPU (or CUDA with onnxruntime-gpu); dynamic batch and size when exported so."""
+
+    name = "onnx"
+
+    def __init__(self, path: Path, device: str = "cpu", threads: int | None = None) -> None:
+        """`threads`: intra-op threads; None keeps ONNX Runtime's default (one per physical core, pinned)."""
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise MissingExtraError("onnxruntime", "train") from e
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ConfigError(f"device {device} needs onnxruntime-gpu; this onnxruntime runs on the CPU only")
+            index = device.partition(":")[2] or "0"
+            providers = [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
+        options = ort.SessionOptions()
+        # ONNX Runtime's default pool already has one thread per physical core, and pins them; setting the
+        # count by hand turns the pinning off, and yolov8n ran 2x slower so on 2 dedicated cores.
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # errors only: no warnings about unused initialisers on stderr
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as e:  # onnxruntime raises its own exception types for unreadable files
+            raise InputError(f"{path.name} is not a readable ONNX model ({type(e).__name__})") from e
+        self.device = device
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.class_names = _names_from_metadata(path, meta.get("names"))
+        if meta.get("end2end", "False") == "True":
+            raise InputError(f"{path.name} has an end-to-end (NMS-free) head, which rookery does not decode yet")
+        self.stride = int(meta.get("stride", 32))
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+        dims = list(inp.shape)
+        if len(dims) != 4:
+            raise InputError(f"{path.name} takes inputs of shape {dims}, not images (batch, 3, height, width)")
+        self.max_batch = dims[0] if isinstance(dims[0], int) else None
+        fixed = isinstance(dims[2], int) and isinstance(dims[3], int)
+        self.input_size = (int(dims[2]), int(dims[3])) if fixed else None
+
+    def prepare(self, batch: np.ndarray) -> np.ndarray:
+        return to_input(batch, self.dtype)
+
+    def run(self, prepared: np.ndarray) -> np.ndarray:
+        (out, *_) = self.session.run(None, {self.input_name: prepared})
+        return np.asarray(out, dtype=np.float32)
+
+
+def _names_from_metadata(path: Path, names: str | None) -> tuple[str, ...]:
+    """Class names from the `names` metadata Ultralytics writes: the repr of {0: 'a', 1: 'b', ...}."""
+    if not names:
+        raise InputError(
+            f"{path.name} has no class names in its metadata ('names'); export it with Ultralytics "
+            "(model.export(format='onnx')) or rookery.inference.export_onnx"
+        )
+    try:
+        parsed = ast.literal_eval(names)
+        mapping = dict(enumerate(parsed)) if isinstance(parsed, list | tuple) else dict(parsed)
+        ordered = tuple(str(mapping[i]) for i in range(len(mapping)))
+    except (ValueError, SyntaxError, TypeError, KeyError) as e:
+        raise InputError(f"{path.name} has unreadable class names in its metadata: {names[:80]!r}") from e
+    return ordered
+
+
+class TorchBackend:
+    """A torch module returning the YOLO head output (as an Ultralytics DetectionModel in eval mode does)."""
+
+    name = "torch"
+    input_size: tuple[int, int] | None = None  # any size, any batch
+    max_batch: int | None = None
+
+    def __init__(self, module: Any, class_names: tuple[str, ...] | list[str], device: str = "cpu") -> None:
+        import torch
+
+        self._torch = torch
+        self.device = device
+        self.class_names = tuple(class_names)
+        self.module = module.to(device).eval()
+        stride = getattr(module, "stride", 32)
+        self.stride = int(stride.max().item() if isinstance(stride, torch.Tensor) else np.max(stride))
+        self.on_gpu = device.startswith("cuda")
+        # On x86 CPUs oneDNN convolutions run ~15 % faster channels-last (as Ultralytics sets them up);
+        # the tiles arrive as NHWC, so the input needs no transpose at all then.
+        self.channels_last = (
+            not self.on_gpu and platform.machine() in ("x86_64", "AMD64") and torch.backends.mkldnn.is_available()
+        )
+        if self.channels_last:
+            self.module = self.module.to(memory_format=torch.channels_last)
+        # Ultralytics' Detect head caches its anchors per input shape on the module: two threads running
+        # different shapes at once would mix them up, so calls from several threads take turns.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, device: str = "cpu") -> TorchBackend:
+        """Load an Ultralytics checkpoint: its EMA (or plain) model, in float32, fused, in eval mode."""
+        torch = _import_torch_stack()
+        try:
+            # Ultralytics checkpoints are pickled modules: weights_only=True cannot read them.
+            ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise InputError(f"{path.name} is not a readable PyTorch checkpoint ({type(e).__name__})") from e
+        model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+        if not isinstance(model, torch.nn.Module):
+            raise InputError(f"{path.name} is not an Ultralytics checkpoint (it holds no 'model')")
+        if getattr(model, "end2end", False):
+            raise InputError(f"{path.name} has an end-to-end (NMS-free) head, which rookery does not decode yet")
+        names = getattr(model, "names", None)
+        if not names:
+            raise InputError(f"{path.name} has no class names ('names' of its model)")
+        model = model.float()
+        if hasattr(model, "fuse"):
+            model = model.fuse(verbose=False)  # conv + batch norm in one: faster, as the ONNX export does
+        for m in model.modules():  # in-place activations, as Ultralytics' own loader sets them
+            if hasattr(m, "inplace"):
+                m.inplace = True
+        ordered = [names[i] for i in range(len(names))] if isinstance(names, dict) else list(names)
+        return cls(model, ordered, device)
+
+    def prepare(self, batch: np.ndarray) -> Any:
+        torch = self._torch
+        if self.on_gpu:  # upload uint8 (4x fewer bytes) and convert on the GPU
+            return torch.from_numpy(batch)
+        if self.channels_last:  # NHWC RGB in [0, 1], seen as NCHW: a channels-last tensor, no copy
+            nhwc = np.empty(batch.shape, dtype=np.float32)
+            np.divide(batch[..., ::-1], np.float32(255.0), out=nhwc, dtype=np.float32)
+            return torch.from_numpy(nhwc).permute(0, 3, 1, 2)
+        return torch.from_numpy(to_input(batch))
+
+    def run(self, prepared: Any) -> np.ndarray:
+        torch = self._torch
+        with self._lock, torch.inference_mode():
+            x = prepared.to(self.device, non_blocking=True)
+            if self.on_gpu:
+                x = x.permute(0, 3, 1, 2).flip(1).float().div_(255.0)
+            out = self.module(x)
+            if isinstance(out, list | tuple):  # Ultralytics: (decoded head output, raw feature maps)
+                out = out[0]
+            return out.float().cpu().numpy()
+
+
+def _import_torch_stack() -> Any:
+    from rookery.offline import ensure_offline
+
+    ensure_offline()  # before ultralytics is imported: no online checks, no downloads
+    try:
+        import torch
+        import ultralytics  # noqa: F401  (unpickling a checkpoint imports its classes)
+    except ImportError as e:
+        raise MissingExtraError(getattr(e, "name", None) or "torch", "train") from e
+    return torch
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def open_backend(weights: Path, backend: BackendName = "auto", device: str = "auto") -> Backend:
+    """The backend for a .pt or .onnx file; "auto" picks PyTorch on CUDA, else ONNX Runtime on the CPU.
+
+    A .pt and an .onnx with the same name side by side are taken as the same weights (an export), so
+    either file can be given and the fastest backend for the machine is used.
+    """
+    weights = Path(weights)
+    if not weights.is_file():
+        raise InputError(f"model weights {weights} do not exist")
+    suffix = weights.suffix.lower()
+    if suffix not in (".pt", ".onnx"):
+        raise InputError(f"{weights.name} is neither a PyTorch checkpoint (.pt) nor an ONNX model (.onnx)")
+    if backend not in ("auto", "onnx", "torch"):
+        raise ConfigError(f"backend must be 'auto', 'onnx' or 'torch', got {backend!r}")
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    device = "cuda:0" if device == "cuda" else device
+    pt = weights if suffix == ".pt" else _sibling(weights, ".pt")
+    onnx = weights if suffix == ".onnx" else _sibling(weights, ".onnx")
+    if backend == "auto":
+        gpu = device.startswith("cuda") or (device == "auto" and pt is not None and cuda_available())
+        backend = ("torch" if pt else "onnx") if gpu else ("onnx" if onnx else "torch")
+    if backend == "onnx":
+        if onnx is None:
+            raise ConfigError(f"no ONNX model next to {weights.name}; export one with rookery.inference.export_onnx")
+        return OnnxBackend(onnx, "cpu" if device == "auto" else device)
+    if pt is None:
+        raise ConfigError(f"the torch backend needs the .pt checkpoint, and there is none next to {weights.name}")
+    if device == "auto":
+        device = "cuda:0" if cuda_available() else "cpu"
+    elif device.startswith("cuda") and not cuda_available():
+        raise ConfigError(f"device {device} was asked for, but torch sees no CUDA GPU here")
+    return TorchBackend.from_checkpoint(pt, device)
+
+
+def _sibling(path: Path, suffix: str) -> Path | None:
+    other = path.with_suffix(suffix)
+    return other if other.is_file() else None
+
+
+def export_onnx(weights: Path, imgsz: int = 640, dynamic: bool = True) -> Path:
+    """Export an Ultralytics .pt checkpoint to ONNX next to it (dynamic batch and size by default)."""
+    weights = Path(weights)
+    if not weights.is_file():
+        raise InputError(f"model weights {weights} do not exist")
+    _import_torch_stack()
+    from ultralytics import YOLO
+
+    try:
+        with warnings.catch_warnings():  # torch's notice about its legacy exporter, which Ultralytics uses
+            warnings.simplefilter("ignore", DeprecationWarning)
+            out = YOLO(str(weights)).export(format="onnx", dynamic=dynamic, simplify=True, imgsz=imgsz, verbose=False)
+    except Exception as e:  # Ultralytics raises plain exceptions of many kinds for unusable checkpoints
+        first_line = next(iter(str(e).splitlines()), "")
+        raise InputError(f"could not export {weights.name} to ONNX ({type(e).__name__}: {first_line})") from e
+    return Path(out)

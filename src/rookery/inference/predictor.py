@@ -1,0 +1,148 @@
+"""The Predictor: load a model once, then count objects on whole photos of any size.
+
+    predictor = Predictor.from_path(Path("best.onnx"))
+    boxes = predictor.predict(read_image(Path("photo.jpg")), mask=None)
+    counts = predictor.counts(boxes)          # per class, in the order of predictor.class_names
+
+Photos are cut into overlapping tiles (rookery.data.tiling.tile_grid), tiles go through the network in
+batches, and detections are merged across seams (see merge.py). A photo no larger than a tile goes through
+as it is, padded to the network's stride. Boxes are in photo pixels (centre of the top-left pixel = (0, 0)).
+Nothing from Ultralytics, torch or ONNX Runtime leaves this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rookery.errors import InputError
+from rookery.inference.backends import Backend, BackendName, open_backend
+from rookery.inference.options import MergeMode, PredictOptions
+from rookery.inference.pipeline import ImageInput, MaskInput, _Skip, check_fits, run_pipeline
+from rookery.types import Boxes, Skipped
+
+
+class Predictor:
+    def __init__(self, backend: Backend, options: PredictOptions | None = None) -> None:
+        self.backend = backend
+        self.options = options or PredictOptions()
+
+    @classmethod
+    def from_path(
+        cls,
+        weights: Path | str,
+        backend: BackendName = "auto",
+        device: str = "auto",
+        tile: int = 640,
+        overlap: int = 64,
+        conf: float = 0.25,
+        iou: float = 0.5,
+        batch: int = 8,
+        merge: MergeMode = "nms",
+        imgsz: int | None = None,
+    ) -> Predictor:
+        """Load a .pt (Ultralytics checkpoint) or .onnx (its Ultralytics export) once.
+
+        backend "auto" runs PyTorch on a CUDA GPU when there is one and the .pt is at hand, else ONNX
+        Runtime on the CPU when an .onnx is (the file given or one of the same name beside it), else PyTorch
+        on the CPU. Bad options are checked before the model is loaded.
+        """
+        options = PredictOptions(tile=tile, overlap=overlap, conf=conf, iou=iou, batch=batch, merge=merge, imgsz=imgsz)
+        return cls(open_backend(Path(weights), backend, device), options)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.backend.class_names
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
+
+    def counts(self, boxes: Boxes) -> np.ndarray:
+        """Detections per class, (num_classes,) int64, in the order of `class_names`."""
+        return boxes.counts(len(self.class_names))
+
+    def predict(self, image_bgr: np.ndarray, mask: np.ndarray | None = None, **overrides: Any) -> Boxes:
+        """Detections on one (H, W, 3) uint8 BGR photo of any size.
+
+        `mask` (H, W): 255 = count here, 0 = ignore; detections centred in the ignore region are dropped
+        and tiles wholly inside it are not run. `overrides` replace options for this call (tile, overlap,
+        conf, iou, batch, merge). A bad photo or mask raises an InputError.
+        """
+        options = self.options.with_overrides(**overrides)
+        for _, result in run_pipeline(self.backend, options, [(image_bgr, mask, "the image")]):
+            if isinstance(result, _Skip):
+                raise result.error
+            return result
+        raise AssertionError("the pipeline returned no result for the photo")  # not reachable
+
+    def predict_many(
+        self,
+        images: Iterable[ImageInput],
+        masks: Iterable[MaskInput] | None = None,
+        names: Sequence[str] | None = None,
+        **overrides: Any,
+    ) -> list[Boxes | Skipped]:
+        """Detections for each photo (an array, or a path read while the previous batch runs), in order.
+
+        Tiles of consecutive photos share batches. A photo that cannot be read or is not a 3-channel image
+        gives a Skipped with the reason; the others are processed.
+        """
+        return [r for _, r in self.iter_predict(images, masks, names, **overrides)]
+
+    def iter_predict(
+        self,
+        images: Iterable[ImageInput],
+        masks: Iterable[MaskInput] | None = None,
+        names: Sequence[str] | None = None,
+        **overrides: Any,
+    ) -> Iterator[tuple[int, Boxes | Skipped]]:
+        """Like predict_many, but streams (index, result) as each photo is done (memory stays bounded).
+
+        Options are checked at once; photos are read, tiled and run as the stream is consumed.
+        """
+        options = self.options.with_overrides(**overrides)
+        if isinstance(images, Sequence) and isinstance(masks, Sequence) and len(images) != len(masks):
+            raise InputError(f"{len(images)} images but {len(masks)} masks were given; give one mask per image")
+        check_fits(self.backend, options)
+        return self._stream(options, _pair(images, masks, names))
+
+    def _stream(
+        self, options: PredictOptions, items: Iterator[tuple[ImageInput, MaskInput, str]]
+    ) -> Iterator[tuple[int, Boxes | Skipped]]:
+        for index, result in run_pipeline(self.backend, options, items):
+            yield index, result.skipped if isinstance(result, _Skip) else result
+
+
+def _pair(
+    images: Iterable[ImageInput], masks: Iterable[MaskInput] | None, names: Sequence[str] | None
+) -> Iterator[tuple[ImageInput, MaskInput, str]]:
+    """(image, mask, name) for each photo; runs in the tiling thread, so reading a path overlaps inference."""
+    mask_iter = iter(masks) if masks is not None else None
+    for i, image in enumerate(images):
+        mask = None
+        if mask_iter is not None:
+            mask = next(mask_iter, _MISSING)
+            if mask is _MISSING:
+                raise InputError(f"only {i} masks were given for more images; give one mask per image")
+        yield image, mask, _name(image, i, names)  # type: ignore[misc]
+    if mask_iter is not None and next(mask_iter, _MISSING) is not _MISSING:
+        raise InputError("more masks than images were given; give one mask per image")
+
+
+_MISSING = object()
+
+
+def _name(image: ImageInput, index: int, names: Sequence[str] | None) -> str:
+    if names is not None and index < len(names):
+        return names[index]
+    if isinstance(image, str | Path):
+        return Path(image).name
+    return f"image {index}"

@@ -1,0 +1,182 @@
+"""rookery's MLflow pyfunc model: whole photos in (base64 image bytes), one row per detection out.
+
+Input: a DataFrame with a string column `image` holding base64-encoded image bytes (JPEG, PNG, ...).
+Params: `conf`, `iou`, `tile`, `overlap`. Output: one row per detection with
+`image` (row index of the input), `class`, `score`, `x1`, `y1`, `x2`, `y2` (pixels of that photo).
+So `mlflow.pyfunc.load_model(uri).predict(df)` and `mlflow models serve` both count whole photos with the
+same sliced inference engine that rookery uses itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.pyfunc.model import PythonModel
+from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+
+OUTPUT_COLUMNS = ["image", "class", "score", "x1", "y1", "x2", "y2"]
+
+
+def signature(tile: int, overlap: int) -> ModelSignature:
+    inputs: list[ColSpec | TensorSpec] = [ColSpec("string", "image")]
+    outputs: list[ColSpec | TensorSpec] = [ColSpec("long", "image"), ColSpec("string", "class")]
+    outputs += [ColSpec("double", c) for c in ("score", "x1", "y1", "x2", "y2")]
+    params = [
+        ParamSpec("conf", "double", 0.25),
+        ParamSpec("iou", "double", 0.5),
+        ParamSpec("tile", "long", tile),
+        ParamSpec("overlap", "long", overlap),
+    ]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs), params=ParamSchema(params))
+
+
+def encode_image(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def decode_image(value: object, row: int) -> np.ndarray:
+    """Base64 text -> BGR array; a bad row raises a 4xx-mapped MlflowException naming the row."""
+    import cv2
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    try:
+        raw = base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise MlflowException(f"row {row}: 'image' is not base64 text", INVALID_PARAMETER_VALUE) from e
+    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR) if raw else None
+    if image is None:
+        raise MlflowException(f"row {row}: 'image' is not a readable image", INVALID_PARAMETER_VALUE)
+    return image
+
+
+class RookeryModel(PythonModel):
+    """Loads the Predictor once (ONNX Runtime on CPU when the ONNX file is there, PyTorch otherwise)."""
+
+    def load_context(self, context: Any) -> None:
+        from rookery.inference.predictor import Predictor
+
+        meta = json.loads(Path(context.artifacts["meta"]).read_text())
+        self.meta = meta
+        weights = context.artifacts.get("onnx") or context.artifacts["weights"]
+        self.predictor = Predictor.from_path(
+            Path(weights), tile=meta["tile"], overlap=meta["overlap"], imgsz=meta["imgsz"]
+        )
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        if not isinstance(model_input, pd.DataFrame) or "image" not in model_input.columns:
+            raise MlflowException("input needs a column 'image' of base64-encoded image bytes", INVALID_PARAMETER_VALUE)
+        params = params or {}
+        options = {k: params[k] for k in ("conf", "iou", "tile", "overlap") if params.get(k) is not None}
+        names = self.predictor.class_names
+        frames = []
+        for row, value in enumerate(model_input["image"].tolist()):
+            boxes = self.predictor.predict(decode_image(value, row), **options)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "image": np.full(len(boxes), row, dtype=np.int64),
+                        "class": [names[c] for c in boxes.cls],
+                        "score": boxes.score if boxes.score is not None else np.ones(len(boxes)),
+                        "x1": boxes.xyxy[:, 0],
+                        "y1": boxes.xyxy[:, 1],
+                        "x2": boxes.xyxy[:, 2],
+                        "y2": boxes.xyxy[:, 3],
+                    }
+                )
+            )
+        if not frames:
+            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _DTYPES.items()})
+        return pd.concat(frames, ignore_index=True).astype(_DTYPES)
+
+
+_DTYPES = {
+    "image": "int64",
+    "class": "object",
+    "score": "float64",
+    "x1": "float64",
+    "y1": "float64",
+    "x2": "float64",
+    "y2": "float64",
+}
+
+
+def _example_image() -> str:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.full((96, 128, 3), 127, np.uint8))
+    assert ok
+    return encode_image(buf.tobytes())
+
+
+def log_pyfunc_model(
+    weights: Path,
+    onnx: Path | None,
+    class_names: list[str],
+    tile: int,
+    overlap: int,
+    imgsz: int,
+    registered_model_name: str | None = None,
+) -> str | None:
+    """Log the model into the active run (and register a version); returns the version or None."""
+    import rookery
+
+    with tempfile.TemporaryDirectory() as tmp:
+        meta = Path(tmp) / "rookery_model.json"
+        meta.write_text(
+            json.dumps({"class_names": class_names, "tile": tile, "overlap": overlap, "imgsz": imgsz}, indent=2)
+        )
+        artifacts = {"weights": str(weights), "meta": str(meta)}
+        if onnx is not None:
+            artifacts["onnx"] = str(onnx)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=RookeryModel(),
+            artifacts=artifacts,
+            signature=signature(tile, overlap),
+            input_example=pd.DataFrame({"image": [_example_image()]}),
+            code_paths=[str(Path(rookery.__file__).parent)],
+            pip_requirements=_requirements(),
+            registered_model_name=registered_model_name,
+        )
+    version = info.registered_model_version
+    return None if version is None else str(version)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for dist in (
+        "mlflow",
+        "ultralytics",
+        "torch",
+        "torchvision",
+        "onnxruntime",
+        "opencv-python",
+        "pandas",
+        "numpy",
+        "pydantic",
+        "pydantic-settings",
+        "pyyaml",
+        "rich",
+        "typer",
+        "pillow",
+    ):
+        try:
+            pins.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return pins

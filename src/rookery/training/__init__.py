@@ -1,0 +1,1 @@
+"""Training a YOLO detector with Ultralytics, tracked in MLflow."""

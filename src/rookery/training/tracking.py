@@ -1,0 +1,193 @@
+"""The only module that talks to MLflow runs.
+
+Every call is guarded: a tracking server that is down at start or goes away mid-training never kills the
+training. The first failure logs one warning that says what was not recorded; later calls are skipped
+(a dead server costs one short timeout, not one per epoch) and `problems` lists what is missing, so the
+caller can report the run as incomplete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# MLflow retries a failed HTTP call 7 times with exponential backoff (minutes); training cannot wait that long.
+# System metrics (CPU, memory, GPU): MLflow waits for 10 samples of 10 s before it logs; rookery logs a
+# sample every 5 s. Both are MLflow's own variables, so a user (or a test) can set them.
+_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "5",
+    "MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING": "1",
+}
+
+
+def configure_client(tracking_uri: str) -> None:
+    """Point MLflow at the tracking store; HTTP calls fail fast."""
+    for key, value in _DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+
+
+def experiment_id(name: str, tracking_uri: str, artifact_root: str) -> str:
+    """The experiment's id, created on first use. With a local store its artifacts go under artifact_root
+    (MLflow would otherwise write ./mlruns in the working directory); a server decides for itself."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    location = None
+    if not tracking_uri.startswith(("http://", "https://", "databricks")):
+        location = (Path(artifact_root) / name).resolve().as_uri()
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def _is_rejection(e: Exception) -> bool:
+    """The store answered and refused this one call (a bad value): the store is alive, go on using it."""
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(e, MlflowException) and e.error_code in (
+        "INVALID_PARAMETER_VALUE",
+        "RESOURCE_ALREADY_EXISTS",
+        "BAD_REQUEST",
+    )
+
+
+class RunTracker:
+    """One MLflow run, every call guarded. Use as a context manager around the training."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        artifact_root: str,
+        experiment: str,
+        run_name: str | None = None,
+        run_id: str | None = None,
+        system_metrics: bool = True,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        self.experiment = experiment
+        self.run_name = run_name
+        self.run_id = run_id
+        self.system_metrics = system_metrics
+        self.problems: list[str] = []
+        self._dead = False
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        if self._dead:
+            self.problems.append(what)
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # any failure of the tracking side must leave training alone
+            self._dead = not _is_rejection(e)
+            self.problems.append(what)
+            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            log.warning(
+                "MLflow at %s failed while %s (%s): training goes on and its weights are saved locally, "
+                "but nothing more is recorded in this run",
+                self.tracking_uri,
+                what,
+                reason,
+            )
+            return None
+
+    def __enter__(self) -> RunTracker:
+        configure_client(self.tracking_uri)
+        self._call("starting the run", self._start)
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        import mlflow
+
+        status = "FINISHED" if exc_type is None and self.complete else "FAILED"
+        if exc_type is KeyboardInterrupt:
+            status = "KILLED"
+        self._call("closing the run", mlflow.end_run, status=status)
+        if self._dead:  # the fluent API may still hold the run after a failed end_run
+            with contextlib.suppress(Exception):  # already reported
+                mlflow.end_run()
+
+    def _start(self) -> None:
+        import mlflow
+
+        # Inside `mlflow run` the project's run already exists (MLFLOW_RUN_ID): train in that run.
+        self.run_id = self.run_id or os.environ.get("MLFLOW_RUN_ID") or None
+        exp_id = experiment_id(self.experiment, self.tracking_uri, self.artifact_root)
+        run = mlflow.start_run(
+            run_id=self.run_id,
+            experiment_id=None if self.run_id else exp_id,
+            run_name=None if self.run_id else self.run_name,
+            log_system_metrics=self.system_metrics,
+        )
+        self.run_id = run.info.run_id
+
+    def log_params(self, params: Mapping[str, object]) -> None:
+        """Log params; a key the run already holds (`mlflow run` logs the project's parameters first) is
+        kept, and rookery's value goes under `rookery.<key>` when it differs (MLflow forbids changes)."""
+        import mlflow
+
+        def _log() -> None:
+            existing = mlflow.get_run(self.run_id).data.params if self.run_id else {}
+            clean: dict[str, str] = {}
+            for key, value in params.items():
+                text = ("" if value is None else str(value))[:6000]
+                if key not in existing:
+                    clean[key] = text
+                elif existing[key] != text:
+                    clean[f"rookery.{key}"] = text
+            mlflow.log_params(clean)
+
+        self._call("logging parameters", _log)
+
+    def set_tags(self, tags: Mapping[str, object]) -> None:
+        import mlflow
+
+        self._call("setting tags", mlflow.set_tags, {k: str(v) for k, v in tags.items()})
+
+    def log_dataset(self, name: str, digest: str, source: Path, context: str = "training") -> None:
+        """The data set as an MLflow dataset input: its name, its fingerprint, and its manifest as source."""
+
+        def _log() -> None:
+            import mlflow
+            from mlflow.data.dataset_source_registry import resolve_dataset_source
+            from mlflow.data.meta_dataset import MetaDataset
+
+            ds = MetaDataset(resolve_dataset_source(str(source)), name=name, digest=digest)  # type: ignore[abstract]
+            mlflow.log_input(ds, context=context)
+
+        self._call("logging the data set", _log)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        self._call("logging metrics", mlflow.log_metrics, dict(metrics), step=step)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        import mlflow
+
+        if path.exists():
+            log_fn = mlflow.log_artifacts if path.is_dir() else mlflow.log_artifact
+            self._call(f"uploading {path.name}", log_fn, str(path), artifact_path)
+
+    def log_model(self, log_fn: Callable[[], T]) -> T | None:
+        """Run a packaging function that logs the model into the active run."""
+        return self._call("logging the model", log_fn)

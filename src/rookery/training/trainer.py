@@ -1,0 +1,299 @@
+"""Train an Ultralytics YOLO detector on a rookery data set, with one MLflow run per training.
+
+Ultralytics' own MLflow callback is switched off and rookery's callbacks below log instead — never both
+(double logging) — because rookery needs control over metric names, steps, failure handling and what
+is logged at the end (the packaged model, the ONNX export, the registry version).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rookery import __version__
+from rookery.config import Settings, get_settings
+from rookery.errors import ConfigError, InputError, RookeryError
+from rookery.training.tracking import RunTracker
+
+log = logging.getLogger(__name__)
+
+MODEL_CONFIGS = re.compile(r"^(yolov8|yolov5|yolov9|yolov10|yolo11|yolo12)[nsmlx]?u?\.yaml$")
+
+
+class TrainParams(BaseModel):
+    """Every training argument; all of them are logged as MLflow params."""
+
+    model_config = ConfigDict(protected_namespaces=())  # a field named `model` is intended
+
+    data: Path
+    model: str = "yolov8n.yaml"
+    epochs: int = Field(50, ge=1)
+    imgsz: int = Field(640, ge=32)
+    batch: int = Field(16, ge=1)
+    device: str = ""  # "" = Ultralytics' choice (CUDA when present), "cpu", "0", "0,1"
+    name: str | None = None
+    experiment: str = "rookery"
+    seed: int = 0
+    patience: int = 50
+    workers: int = 2  # data loader processes
+    max_det: int = 3000  # dense colonies: far above Ultralytics' default of 300
+    plots: bool = True
+    # Aerial photos have no "up": flip both ways by default.
+    fliplr: float = 0.5
+    flipud: float = 0.5
+    degrees: float = 0.0
+    scale: float = 0.5
+    mosaic: float = 1.0
+    lr0: float = 0.01
+    optimizer: str = "auto"
+    cache: bool = False
+    export_onnx: bool = True
+    register_model: bool = True
+
+
+@dataclass
+class TrainResult:
+    run_id: str | None
+    save_dir: Path
+    best: Path
+    onnx: Path | None
+    model_version: str | None
+    problems: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+
+def metric_name(key: str) -> str:
+    """Ultralytics' names -> MLflow-safe ones: 'metrics/mAP50-95(B)' -> 'metrics/mAP50-95'."""
+    return key.replace("(B)", "").replace("(", "").replace(")", "")
+
+
+def resolve_model(model: str) -> str:
+    """A model config name or a local weights file; never something Ultralytics would download."""
+    path = Path(model)
+    if path.suffix == ".pt":
+        if not path.is_file():
+            raise ConfigError(
+                f"weights file {model} not found; rookery never downloads weights: pass a local .pt "
+                "or a model config such as yolov8n.yaml or yolo11n.yaml"
+            )
+        return str(path.resolve())
+    if MODEL_CONFIGS.match(path.name) or path.is_file():
+        return str(path.resolve()) if path.is_file() else model
+    raise ConfigError(f"unknown model {model!r}: pass a config such as yolov8n.yaml or yolo11n.yaml, or a local .pt")
+
+
+def _versions() -> dict[str, str]:
+    import mlflow
+    import torch
+    import ultralytics
+
+    return {
+        "rookery.version": __version__,
+        "ultralytics.version": ultralytics.__version__,
+        "torch.version": torch.__version__,
+        "mlflow.version": mlflow.__version__,
+        "python.version": platform.python_version(),
+    }
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.processor() or platform.machine()})"
+
+
+class _EpochLogger:
+    """Ultralytics callbacks that log per-epoch metrics (step = epoch, 1-based) and the best model's
+    final validation (`best/...`). Ultralytics calls on_fit_epoch_end once more after the last epoch
+    for that final validation; it is the one call not preceded by on_train_epoch_start."""
+
+    def __init__(self, tracker: RunTracker) -> None:
+        self.tracker = tracker
+        self.in_epoch = False
+        self.epoch_start = 0.0
+        self.best: dict[str, float] = {}
+
+    def on_train_epoch_start(self, trainer: Any) -> None:
+        self.in_epoch = True
+        self.epoch_start = time.perf_counter()
+
+    def on_fit_epoch_end(self, trainer: Any) -> None:
+        val = {metric_name(k): float(v) for k, v in trainer.metrics.items()}
+        if not self.in_epoch:  # final validation of best.pt
+            self.best = {k.replace("metrics/", "best/"): v for k, v in val.items() if k.startswith("metrics/")}
+            self.tracker.log_metrics(self.best)
+            return
+        self.in_epoch = False
+        seconds = time.perf_counter() - self.epoch_start
+        images = len(trainer.train_loader.dataset) if getattr(trainer, "train_loader", None) else 0
+        metrics = {
+            **val,
+            **{metric_name(k): float(v) for k, v in trainer.lr.items()},
+            **{k: float(v) for k, v in trainer.label_loss_items(trainer.tloss, prefix="train").items()},
+            "train/epoch_seconds": seconds,
+            "train/images_per_second": images / seconds if seconds > 0 else 0.0,
+        }
+        metrics.update(_gpu_memory())
+        self.tracker.log_metrics(metrics, step=trainer.epoch + 1)
+
+
+def _gpu_memory() -> dict[str, float]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    return {"train/gpu_mem_gb": torch.cuda.max_memory_reserved() / 1e9}
+
+
+def train(params: TrainParams, settings: Settings | None = None, resume_run_id: str | None = None) -> TrainResult:
+    """Train, log everything to one MLflow run, export ONNX, package and register the model."""
+    from rookery.data.manifest import Manifest
+    from rookery.offline import ensure_offline
+
+    settings = settings or get_settings()
+    ensure_offline(settings)
+    data_dir = params.data.resolve()
+    manifest = Manifest.load(data_dir)
+    data_yaml = data_dir / "data.yaml"
+    if not data_yaml.is_file():
+        raise InputError(f"{data_dir} has no data.yaml; build it with 'rookery data build'")
+    model_spec = resolve_model(params.model)
+
+    from ultralytics import YOLO
+    from ultralytics import settings as yolo_settings
+
+    yolo_settings.update({"mlflow": False, "sync": False})  # rookery logs, not Ultralytics' callback
+
+    runs_dir = settings.home / "runs"
+    name = params.name or f"{data_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    tracker = RunTracker(
+        settings.tracking_uri, settings.artifact_root, params.experiment, run_name=name, run_id=resume_run_id
+    )
+    with tracker:
+        if resume_run_id is None:
+            tracker.log_params(params.model_dump(mode="json"))
+        save_dir = _resume_dir(tracker, resume_run_id) if resume_run_id else runs_dir / name
+        tracker.set_tags(
+            {
+                **_versions(),
+                "rookery.dataset": data_dir.name,
+                "rookery.dataset_fingerprint": manifest.fingerprint,
+                "rookery.save_dir": str(save_dir),
+                "rookery.device": _device_name(params.device),
+                "mlflow.source.git.commit": _git_commit() or "unknown",
+                "rookery.tile": manifest.params.get("tile", ""),
+                "rookery.overlap": manifest.params.get("overlap", ""),
+            }
+        )
+        # MLflow's dataset digest column holds 36 characters: the first 32 of the fingerprint identify it.
+        tracker.log_dataset(data_dir.name, manifest.fingerprint[:32], data_dir / "manifest.json")
+        epochs = _EpochLogger(tracker)
+        if resume_run_id:
+            last = save_dir / "weights" / "last.pt"
+            if not last.is_file():
+                raise RookeryError(f"cannot resume run {resume_run_id}: {last} is missing")
+            model = YOLO(str(last))
+            _add_callbacks(model, epochs)
+            model.train(resume=True)
+        else:
+            model = YOLO(model_spec)
+            _add_callbacks(model, epochs)
+            model.train(**_ultralytics_args(params, data_yaml, save_dir))
+        trainer = model.trainer
+        assert trainer is not None  # set by model.train()
+        best = Path(trainer.best) if Path(trainer.best).is_file() else Path(trainer.last)
+        for artifact in ("results.csv", "args.yaml"):
+            tracker.log_artifact(save_dir / artifact)
+        for png in sorted(save_dir.glob("*.png")) + sorted(save_dir.glob("*.jpg")):
+            tracker.log_artifact(png, "plots")
+        tracker.log_artifact(best, "weights")
+        onnx = _export_onnx(best, params.imgsz) if params.export_onnx else None
+        if onnx is not None:
+            tracker.log_artifact(onnx, "weights")
+        version = _package(tracker, best, onnx, manifest, params)
+    return TrainResult(tracker.run_id, save_dir, best, onnx, version, tracker.problems, epochs.best)
+
+
+def _add_callbacks(model: Any, epochs: _EpochLogger) -> None:
+    model.add_callback("on_train_epoch_start", epochs.on_train_epoch_start)
+    model.add_callback("on_fit_epoch_end", epochs.on_fit_epoch_end)
+
+
+def _ultralytics_args(params: TrainParams, data_yaml: Path, save_dir: Path) -> dict[str, Any]:
+    args = params.model_dump(exclude={"data", "model", "name", "experiment", "export_onnx", "register_model"})
+    args.update(
+        data=str(data_yaml),
+        project=str(save_dir.parent),  # absolute: a relative project lands inside site-packages
+        name=save_dir.name,
+        exist_ok=True,
+        verbose=False,
+        amp=False,  # Ultralytics' AMP check downloads a model; the gain on small models is minor
+    )
+    if not params.device:
+        args.pop("device")
+    return args
+
+
+def _resume_dir(tracker: RunTracker, run_id: str) -> Path:
+    from mlflow.tracking import MlflowClient
+
+    try:
+        tags = MlflowClient(tracker.tracking_uri).get_run(run_id).data.tags
+    except Exception as e:
+        raise RookeryError(f"cannot resume run {run_id}: it is not in the tracking store ({e})") from e
+    if "rookery.save_dir" not in tags:
+        raise RookeryError(f"cannot resume run {run_id}: it was not started by 'rookery train'")
+    return Path(tags["rookery.save_dir"])
+
+
+def _export_onnx(best: Path, imgsz: int) -> Path | None:
+    """ONNX export with a dynamic batch: the CPU inference backend and a portable artifact."""
+    from ultralytics import YOLO
+
+    try:
+        return Path(YOLO(str(best)).export(format="onnx", imgsz=imgsz, dynamic=True, simplify=True))
+    except Exception as e:  # the .pt stays usable; say what is missing
+        log.warning("ONNX export failed (%s); the PyTorch weights are still logged", e)
+        return None
+
+
+def _package(tracker: RunTracker, best: Path, onnx: Path | None, manifest: Any, params: TrainParams) -> str | None:
+    """Log the pyfunc model and register a new version (packaging is imported lazily: it needs mlflow)."""
+    from rookery.packaging.pyfunc import log_pyfunc_model
+
+    settings = get_settings()
+    info = tracker.log_model(
+        lambda: log_pyfunc_model(
+            weights=best,
+            onnx=onnx,
+            class_names=list(manifest.classes),
+            tile=int(manifest.params.get("tile", 640)),
+            overlap=int(manifest.params.get("overlap", 64)),
+            imgsz=params.imgsz,
+            registered_model_name=settings.model_name if params.register_model else None,
+        )
+    )
+    return None if info is None else info
