@@ -13,7 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +21,9 @@ from rookery import __version__
 from rookery.config import Settings, get_settings
 from rookery.errors import ConfigError, InputError, RookeryError
 from rookery.training.tracking import RunTracker
+
+if TYPE_CHECKING:
+    from rookery.data.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +236,7 @@ def train(params: TrainParams, settings: Settings | None = None, resume_run_id: 
         onnx = _export_onnx(best, params.imgsz) if params.export_onnx else None
         if onnx is not None:
             tracker.log_artifact(onnx, "weights")
-        version = _package(tracker, best, onnx, manifest, params)
+        version = _package(tracker, best, onnx, manifest, params, settings.model_name)
     return TrainResult(tracker.run_id, save_dir, best, onnx, version, tracker.problems, epochs.best)
 
 
@@ -280,11 +283,12 @@ def _export_onnx(best: Path, imgsz: int) -> Path | None:
         return None
 
 
-def _package(tracker: RunTracker, best: Path, onnx: Path | None, manifest: Any, params: TrainParams) -> str | None:
+def _package(
+    tracker: RunTracker, best: Path, onnx: Path | None, manifest: Manifest, params: TrainParams, model_name: str
+) -> str | None:
     """Log the pyfunc model and register a new version (packaging is imported lazily: it needs mlflow)."""
     from rookery.packaging.pyfunc import log_pyfunc_model
 
-    settings = get_settings()
     info = tracker.log_model(
         lambda: log_pyfunc_model(
             weights=best,
@@ -293,7 +297,7 @@ def _package(tracker: RunTracker, best: Path, onnx: Path | None, manifest: Any, 
             tile=int(manifest.params.get("tile", 640)),
             overlap=int(manifest.params.get("overlap", 64)),
             imgsz=params.imgsz,
-            registered_model_name=settings.model_name if params.register_model else None,
+            registered_model_name=model_name if params.register_model else None,
         )
     )
-    return None if info is None else info
+    return info
