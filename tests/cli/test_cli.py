@@ -43,7 +43,7 @@ def test_usage_errors_exit_2(args):
 def test_console_script_maps_domain_error_to_one_line_and_status_1():
     # The installed entry point, not CliRunner: what a user sees.
     exe = [sys.executable, "-m", "rookery"]
-    proc = subprocess.run([*exe, "predict"], capture_output=True, text=True)
+    proc = subprocess.run([*exe, "serve"], capture_output=True, text=True)
     assert proc.returncode == 1
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:")

@@ -62,10 +62,11 @@ def main(
 
 
 def _register() -> None:
-    from rookery.cli import data, demo, model, pending, train
+    from rookery.cli import data, demo, model, pending, predict, train
 
     app.add_typer(data.app, name="data", help="Find dots, convert annotations, build and inspect tiled data sets.")
     app.command("train")(train.train)
+    app.command("predict")(predict.predict)
     app.add_typer(model.app, name="model", help="List, show, promote and roll back registered model versions.")
     pending.register(app)
     app.command("demo", help=demo.demo.__doc__)(demo.demo)

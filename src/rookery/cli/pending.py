@@ -12,7 +12,6 @@ from rookery.errors import RookeryError
 
 PENDING = {
     "evaluate": "Counting metrics (per-class MAE/RMSE) and mAP of a model on a data set.",
-    "predict": "Count objects on whole photos with sliced, batched inference.",
     "serve": "Serve the REST API and the web page.",
 }
 

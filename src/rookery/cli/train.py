@@ -33,8 +33,10 @@ def train(
         str | None, typer.Option(help="Continue an interrupted training in the same MLflow run (its RUN_ID).")
     ] = None,
 ) -> None:
-    """Train a YOLO detector, log it to MLflow (params, per-epoch metrics, plots, weights, ONNX, the
-    packaged model) and register a new version of the model.
+    """Train a YOLO detector, tracked in MLflow, and register it as a new model version.
+
+    Logs params, per-epoch metrics, system metrics, plots, weights, the ONNX export and the packaged pyfunc
+    model into one MLflow run.
 
     The tracking store is ROOKERY_TRACKING_URI (default: a SQLite file under ./.rookery). If the store is
     down, training still runs and saves its weights locally; the exit status is then 3.
