@@ -79,3 +79,11 @@ def test_example_classes_match_the_sealion_palette():
 
     repo = Path(__file__).resolve().parents[1]
     assert Classes.load(repo / "examples" / "sealions" / "classes.yaml") == SEALION_CLASSES
+
+
+def test_mlflow_tracking_uri_is_followed_only_inside_mlflow_run(monkeypatch: pytest.MonkeyPatch, rookery_home: Path):
+    # mlflow.set_tracking_uri() writes MLFLOW_TRACKING_URI into the process: alone it must not redirect rookery
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere.db")
+    assert Settings().tracking_uri == f"sqlite:///{rookery_home.resolve() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_RUN_ID", "abc")  # `mlflow run` sets both for the project's command
+    assert Settings().tracking_uri == "sqlite:////elsewhere.db"

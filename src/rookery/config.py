@@ -34,8 +34,12 @@ class Settings(BaseSettings):
     def _fill_defaults(self) -> Settings:
         self.home = self.home.expanduser().resolve()
         if not self.tracking_uri:
-            # Inside `mlflow run`, MLflow sets MLFLOW_TRACKING_URI for the project's command: follow it.
-            self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow.db'}"
+            # Inside `mlflow run` (which sets MLFLOW_RUN_ID and MLFLOW_TRACKING_URI for the project's command)
+            # follow the project's store. Not otherwise: mlflow.set_tracking_uri() writes MLFLOW_TRACKING_URI
+            # into this process's environment, so it may name whatever store was used last.
+            in_mlflow_run = bool(os.environ.get("MLFLOW_RUN_ID"))
+            mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI") if in_mlflow_run else None
+            self.tracking_uri = mlflow_uri or f"sqlite:///{self.home / 'mlflow.db'}"
         if not self.artifact_root:
             self.artifact_root = str(self.home / "artifacts")
         if self.datasets_dir is None:

@@ -11,7 +11,6 @@ import typer
 from rookery.errors import RookeryError
 
 PENDING = {
-    "evaluate": "Counting metrics (per-class MAE/RMSE) and mAP of a model on a data set.",
     "serve": "Serve the REST API and the web page.",
 }
 

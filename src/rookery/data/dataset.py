@@ -150,7 +150,8 @@ def build_dataset(
                 f"none of the {len(results)} photo(s) could be used"
                 + (f" (first: {skipped[0].item}: {skipped[0].reason})" if skipped else "")
             )
-        manifest = _assemble(work, out, results, skipped, jobs, classes, sizes, params, warnings)
+        sources = (images.resolve(), None if masks is None else Path(masks).resolve())
+        manifest = _assemble(work, out, results, skipped, jobs, classes, sizes, params, warnings, sources)
         _replace(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -192,6 +193,7 @@ def _assemble(
     sizes: list[float],
     params: BuildParams,
     warnings: list[str],
+    sources: tuple[Path, Path | None],
 ) -> Manifest:
     names = classes.names
     by_stem = {j.stem: j for j in jobs}
@@ -249,6 +251,8 @@ def _assemble(
         objects=objects,
         skipped=skipped,
         warnings=warnings,
+        images_dir=str(sources[0]),
+        masks_dir=None if sources[1] is None else str(sources[1]),
     )
     manifest.save(work)
     data_yaml = {

@@ -68,6 +68,11 @@ class Manifest(BaseModel):
     objects: dict[str, dict[str, int]]  # per split, per class: boxes in the tile label files
     skipped: list[SkippedEntry]
     warnings: list[str]
+    # Absolute folders of the source photos and masks at build time, so that `rookery evaluate --data`
+    # can find the full photos. Not in the fingerprint (paths differ between machines); None in
+    # manifests written before they were recorded.
+    images_dir: str | None = None
+    masks_dir: str | None = None
 
     @classmethod
     def load(cls, dataset_dir: Path) -> Manifest:

@@ -228,7 +228,7 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None) -> ModelInfo:
     if m is None:
         raise ConfigError(f"model URI {uri!r} is not one of {_URI_FORMS}")
     name, alias, version = m["name"], m.groupdict().get("alias"), m.groupdict().get("version")
-    run_id: str | None = None
+    version_run: str | None = None
     if alias is not None or version == "latest" or not _cached(cache_root / _safe(name) / str(version)):
         client = _client(tracking_uri)
 
@@ -248,12 +248,12 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None) -> ModelInfo:
             mv = max(versions, key=lambda v: int(v.version))
         else:
             mv = _call(tracking_uri, lambda: client.get_model_version(name, version), missing(f"version {version}"))
-        version, run_id = str(mv.version), mv.run_id or None
+        version, version_run = str(mv.version), mv.run_id or None
     folder = cache_root / _safe(name) / str(version)
     if not _cached(folder):
-        _download(f"models:/{name}/{version}", folder, tracking_uri, {"run_id": run_id})
-    run_id = run_id or _read_source(folder).get("run_id")
-    return _from_folder(uri, folder, name=name, version=str(version), alias=alias, run_id=run_id)
+        _download(f"models:/{name}/{version}", folder, tracking_uri, {"run_id": version_run})
+    version_run = version_run or _read_source(folder).get("run_id")
+    return _from_folder(uri, folder, name=name, version=str(version), alias=alias, run_id=version_run)
 
 
 def _safe(part: str) -> str:

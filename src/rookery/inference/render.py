@@ -64,7 +64,9 @@ def _legend(
     """A half-transparent dark panel with one line per class (swatch, name, count) and the total."""
     scale = float(np.clip(min(out.shape[:2]) / 900, 0.35, 2.0))
     weight = max(1, round(scale * 1.5))
-    lines = [(f"{name}: {int(n)}", colors[i]) for i, (name, n) in enumerate(zip(class_names, counts, strict=True))]
+    lines: list[tuple[str, tuple[int, int, int] | None]] = [
+        (f"{name}: {int(n)}", colors[i]) for i, (name, n) in enumerate(zip(class_names, counts, strict=True))
+    ]
     lines.append((f"total: {int(counts.sum())}", None))
     if title:
         lines.insert(0, (title, None))
