@@ -62,6 +62,9 @@ class OnnxBackend:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3  # errors only: no warnings about unused initialisers on stderr
+        # Spin-waiting threads collapse when the cores are shared (a server, a laptop): measured per
+        # yolov8n tile on 2 cores, 22.7 -> 20.8 ms quiet and 95 -> 54 ms beside two busy processes.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for unreadable files

@@ -1,0 +1,327 @@
+"""Benchmark: sliced inference on whole photos, rookery's engine vs SAHI vs a plain Ultralytics loop (CPU).
+
+    .venv/bin/python bench/sliced_inference.py                    # 5 synthetic 4992x3328 photos + real photos
+    .venv/bin/python bench/sliced_inference.py --quick            # 1 photo each, a cached or tiny model
+    .venv/bin/python bench/sliced_inference.py --work /tmp/rb     # keep the trained model and photos there
+
+The same trained weights, tile (640), overlap (64), conf (0.25) and iou (0.5) for all three methods:
+  1. rookery: `Predictor.from_path(best.onnx)`, the default backend on a CPU (ONNX Runtime), batch 8,
+     merge "nms" across seams; the photo is read from its path in rookery's tiling thread.
+  2. SAHI: `get_sliced_prediction(path, AutoDetectionModel(ultralytics, best.pt))` with the same slices,
+     postprocess NMS / IOU at iou, no full-image pass. SAHI's Ultralytics wrapper leaves Ultralytics'
+     per-slice NMS at its defaults (iou 0.7, 300 boxes), so the model's overrides are set to iou and
+     max_det 10000 here: all three then run the same per-tile NMS. Ultralytics' predict also takes its
+     input size from the checkpoint's training (320 here) unless told: SAHI gets image_size=tile and the
+     loop imgsz=tile, so that every method runs the network on the 640 px tiles as they are.
+  3. plain loop: `YOLO(best.pt).predict(tile)` for each tile of rookery's grid, boxes offset into the
+     photo and simply concatenated: NO merge across seams (an object in an overlap counts twice), so its
+     count is higher and its time a lower bound of a plain approach.
+The weights are a yolov8n trained here on a small synthetic survey (cached under --work; 320 px tiles at
+the photos' scale, one class, 30 epochs on a CPU or 100 on a CUDA GPU), so detections and counts are real;
+--quick without a cached model trains for 2 epochs only, and that model finds next to nothing.
+Each method is warmed up once; then the methods take turns photo by photo (a busy
+spell of a shared machine hits them all) and each is timed from the JPEG path to the count.
+Prints a profile of rookery's stages, the comparison table and, last, `speedup_vs_sahi=<x>` (the median
+seconds per 4992x3328 photo of SAHI over rookery's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+SIZE = (4992, 3328)  # a full-resolution survey photo
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sealions"
+CLASSES = 5  # the sea lion classes of the synthetic survey
+TRAIN_TILE = 320  # training tiles (px)
+Method = Callable[[Path], int]  # JPEG path -> number of detections
+
+
+def main(argv: list[str] | None = None) -> float | None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=None, help="cache folder (model, photos); default a temp dir")
+    parser.add_argument("--quick", action="store_true", help="1 timed photo per source; a cached or tiny model")
+    parser.add_argument("--photos", type=int, default=5, help="timed synthetic 4992x3328 photos (default 5)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs of the detector (default 30 on a CPU, 100 on a CUDA GPU)",
+    )
+    parser.add_argument("--real", type=Path, default=REAL, help="the real sea lion sample (its train/ photos)")
+    parser.add_argument("--prepare-only", action="store_true", help="train (or load) the model, make the photos, stop")
+    parser.add_argument("--tile", type=int, default=640)
+    parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--conf", type=float, default=0.25)
+    parser.add_argument("--iou", type=float, default=0.5)
+    args = parser.parse_args(argv)
+    console = Console(width=150)
+    if args.work is not None:
+        return run(args, args.work.resolve(), console)
+    with tempfile.TemporaryDirectory(prefix="rookery-bench-sliced-") as tmp:
+        return run(args, Path(tmp), console)
+
+
+def run(args: argparse.Namespace, work: Path, console: Console) -> float | None:
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("ROOKERY_HOME", str(work / "home"))  # Ultralytics' settings file lands there
+    from rookery.offline import ensure_offline
+
+    ensure_offline()
+    t = time.perf_counter()
+    pt = trained_model(work, args, console)
+    from rookery.inference import export_onnx
+
+    onnx = pt.with_suffix(".onnx")
+    if not onnx.is_file():
+        onnx = export_onnx(pt, imgsz=args.tile)
+    console.print(f"model: {pt} (+ .onnx), ready in {time.perf_counter() - t:.0f} s")
+
+    n = 1 if args.quick else args.photos
+    synthetic = synthetic_photos(work / "scenes", n, console)
+    warmup = synthetic_photos(work / "warmup", 1, console, size=(SIZE[0] // 2, SIZE[1] // 2), seed=2)[0]
+    if args.prepare_only:
+        return None
+    methods = make_methods(pt, onnx, args)
+    for method in methods.values():
+        method(warmup)  # first-call allocations, kernel choices, lazy imports
+
+    sources: list[tuple[str, list[Path]]] = [(f"synthetic {SIZE[0]}x{SIZE[1]}", synthetic)]
+    real = sorted((args.real / "train").glob("*.jpg"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0)
+    if real:
+        sources.append((f"real sea lions (train/, ~{_size(real[0])})", real[:1] if args.quick else real))
+    else:
+        console.print(f"real sea lion photos skipped: no {args.real / 'train'}/*.jpg (the shared sample is absent)")
+
+    results = {name: time_methods(methods, photos) for name, photos in sources}
+    profile_rookery(onnx, synthetic[0], args, console)
+    return report(results, sources, args, console)
+
+
+def trained_model(work: Path, args: argparse.Namespace, console: Console) -> Path:
+    """best.pt of a yolov8n trained on a synthetic survey, cached in `work` (--quick takes any cached one)."""
+    full, quick = work / "model-full", work / "model-quick"
+    for folder in (full, quick) if args.quick else (full,):
+        if (folder / "best.pt").is_file():
+            return folder / "best.pt"
+    folder = quick if args.quick else full
+    import torch
+
+    device = "0" if torch.cuda.is_available() else "cpu"  # training only: inference below runs on the CPU
+    scenes, size, epochs = (2, (960, 960), 2) if args.quick else (8, (1600, 1200), args.epochs)
+    epochs = epochs or (100 if device == "0" else 30)
+    console.print(f"training yolov8n on {device}: {scenes} synthetic scenes {size[0]}x{size[1]}, {epochs} epochs, "
+                  f"tiles of {TRAIN_TILE} px, one class")  # fmt: skip
+    from ultralytics import YOLO
+    from ultralytics import settings as yolo_settings
+
+    from rookery.data.dataset import BuildParams, build_dataset
+    from rookery.data.synthetic import generate_survey
+
+    shutil.rmtree(folder, ignore_errors=True)
+    survey = generate_survey(folder / "survey", images=scenes, size=size, num_classes=CLASSES, seed=0)
+    params = BuildParams(tile=TRAIN_TILE, overlap=TRAIN_TILE // 10, split=(0.75, 0.25, 0.0))
+    build_dataset(folder / "survey" / "points.csv", folder / "survey" / "train", survey.classes,
+                  folder / "dataset", masks=folder / "survey" / "masks", params=params)  # fmt: skip
+    yolo_settings.update({"mlflow": False, "sync": False})  # no MLflow run, no analytics
+    model = YOLO("yolov8n.yaml")
+    # Small tiles at the photos' own scale: 4x cheaper per step than 640 on a CPU, and the fully
+    # convolutional network then runs on 640 tiles unchanged. One class: the counts compared are totals,
+    # and a detector from scratch learns "animal or not" in a few hundred steps, five classes not.
+    model.train(
+        data=str(folder / "dataset" / "data.yaml"), epochs=epochs, imgsz=TRAIN_TILE, batch=8, device=device,
+        workers=2, project=str(folder), name="train", exist_ok=True, verbose=False, plots=False, amp=False,
+        single_cls=True, optimizer="SGD", lr0=0.02, warmup_epochs=1, max_det=3000, flipud=0.5, seed=0,
+        val=False,
+    )  # fmt: skip
+    weights = folder / "train" / "weights"
+    best = weights / "best.pt" if (weights / "best.pt").is_file() else weights / "last.pt"
+    shutil.copyfile(best, folder / "best.pt")
+    return folder / "best.pt"
+
+
+def synthetic_photos(folder: Path, n: int, console: Console, size: tuple[int, int] = SIZE, seed: int = 1) -> list[Path]:
+    """JPEGs of synthetic scenes (another seed than the training survey), made once and cached."""
+    from rookery.data.synthetic import make_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{i}.jpg" for i in range(n)]
+    for i, path in enumerate(paths):
+        if not path.is_file():
+            console.print(f"making synthetic photo {path.name} ({size[0]}x{size[1]})")
+            photo = make_scene(size, num_classes=CLASSES, seed=seed, index=i).photo
+            cv2.imwrite(str(path), photo, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return paths
+
+
+def make_methods(pt: Path, onnx: Path, args: argparse.Namespace) -> dict[str, Method]:
+    try:
+        from sahi import AutoDetectionModel
+        from sahi.predict import get_sliced_prediction
+    except ImportError as e:  # the peer is not a rookery dependency (its pins would move opencv)
+        sys.exit(f"this benchmark needs SAHI: .venv/bin/pip install --no-deps sahi==0.12.8 tqdm shapely ({e})")
+    from ultralytics import YOLO
+
+    from rookery.data.tiling import tile_grid
+    from rookery.inference import Predictor
+
+    predictor = Predictor.from_path(onnx, device="cpu", tile=args.tile, overlap=args.overlap, conf=args.conf,
+                                    iou=args.iou, batch=args.batch, merge="nms")  # fmt: skip
+
+    def rookery(path: Path) -> int:
+        (boxes,) = predictor.predict_many([path])
+        if not hasattr(boxes, "xyxy"):
+            raise RuntimeError(f"rookery skipped {path}: {boxes}")
+        return len(boxes)
+
+    sahi_model = AutoDetectionModel.from_pretrained(
+        model_type="ultralytics",
+        model_path=str(pt),
+        confidence_threshold=args.conf,
+        device="cpu",
+        image_size=args.tile,
+    )
+    sahi_model.model.overrides.update(iou=args.iou, max_det=10000)  # the same per-slice NMS as the others
+    ratio = args.overlap / args.tile
+
+    def sahi(path: Path) -> int:
+        result = get_sliced_prediction(
+            str(path), sahi_model, slice_height=args.tile, slice_width=args.tile, overlap_height_ratio=ratio,
+            overlap_width_ratio=ratio, perform_standard_pred=False, postprocess_type="NMS",
+            postprocess_match_metric="IOU", postprocess_match_threshold=args.iou, verbose=0,
+        )  # fmt: skip
+        return len(result.object_prediction_list)
+
+    yolo = YOLO(str(pt))
+
+    def plain(path: Path) -> int:
+        image = cv2.imread(str(path))
+        boxes = []
+        for t in tile_grid(image.shape[1], image.shape[0], args.tile, args.overlap):
+            (res,) = yolo.predict(t.crop(image), imgsz=args.tile, conf=args.conf, iou=args.iou, max_det=10000,
+                                  verbose=False, device="cpu")  # fmt: skip
+            boxes.append(res.boxes.xyxy.numpy() + np.array([t.x0, t.y0, t.x0, t.y0], np.float32))
+        return sum(len(b) for b in boxes)
+
+    return {"rookery (onnx, batch 8)": rookery, "SAHI (ultralytics .pt)": sahi, "plain loop (.pt, no merge)": plain}
+
+
+def time_methods(methods: dict[str, Method], photos: list[Path]) -> dict[str, tuple[list[float], int]]:
+    """Per method: seconds per photo and the total count; the methods take turns photo by photo."""
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    counts = dict.fromkeys(methods, 0)
+    for photo in photos:
+        for name, method in methods.items():
+            t = time.perf_counter()
+            counts[name] += method(photo)
+            times[name].append(time.perf_counter() - t)
+    return {name: (times[name], counts[name]) for name in methods}
+
+
+def profile_rookery(onnx: Path, photo: Path, args: argparse.Namespace, console: Console) -> None:
+    """Where rookery's time goes on one photo, stage by stage, run serially (the pipeline overlaps the
+    reading and tiling with the network in a second thread)."""
+    from rookery.data.tiling import tile_grid
+    from rookery.imaging import read_image
+    from rookery.inference import Predictor
+    from rookery.inference.decode import decode
+    from rookery.inference.merge import cut_flags, merge_detections
+    from rookery.inference.pipeline import _make_batch
+
+    predictor = Predictor.from_path(onnx, device="cpu", tile=args.tile, overlap=args.overlap, conf=args.conf,
+                                    iou=args.iou, batch=args.batch)  # fmt: skip
+    backend, nc = predictor.backend, len(predictor.class_names)
+    stages = dict.fromkeys(["read JPEG", "tile + pack + to float", "network (ONNX Runtime)", "decode + tile NMS",
+                            "merge across seams"], 0.0)  # fmt: skip
+    for _ in range(2):  # the first pass warms up; the second is reported
+        stages = dict.fromkeys(stages, 0.0)
+        t = time.perf_counter()
+        image = read_image(photo)
+        stages["read JPEG"] = time.perf_counter() - t
+        h, w = image.shape[:2]
+        tiles = tile_grid(w, h, args.tile, args.overlap)
+        parts = []
+        for i in range(0, len(tiles), args.batch):
+            chunk = tiles[i : i + args.batch]
+            t = time.perf_counter()
+            batch = _make_batch(backend, [(None, tile, image) for tile in chunk])  # type: ignore[misc]
+            t1 = time.perf_counter()
+            raw = backend.run(batch.prepared)
+            t2 = time.perf_counter()
+            wh = np.array([[c.width, c.height] for c in chunk], dtype=np.float64)
+            det = decode(raw, wh, nc, args.conf, args.iou)
+            inner = np.array([[c.x0 > 0, c.y0 > 0, c.x1 < w, c.y1 < h] for c in chunk]).reshape(-1, 4)
+            offset = np.array([[c.x0, c.y0] for c in chunk], dtype=np.float64) - 0.5
+            cut = cut_flags(det.xyxy, wh[det.tile], inner[det.tile])
+            parts.append((det.xyxy + np.tile(offset[det.tile], 2), det.cls, det.score, cut))
+            t3 = time.perf_counter()
+            stages["tile + pack + to float"] += t1 - t
+            stages["network (ONNX Runtime)"] += t2 - t1
+            stages["decode + tile NMS"] += t3 - t2
+        t = time.perf_counter()
+        xyxy, cls, score, cut = (np.concatenate(p) for p in zip(*parts, strict=True))
+        merged = merge_detections(xyxy, cls, score, cut, "nms", args.iou)
+        stages["merge across seams"] = time.perf_counter() - t
+    total = sum(stages.values())
+    table = Table(title=f"rookery, one {w}x{h} photo, {len(tiles)} tiles, stages run serially ({len(merged)} boxes)")
+    table.add_column("stage")
+    table.add_column("s", justify="right")
+    table.add_column("share", justify="right")
+    for name, s in stages.items():
+        table.add_row(name, f"{s:.3f}", f"{s / total:.0%}")
+    table.add_row("total (serial)", f"{total:.3f}", "100%")
+    console.print(table)
+
+
+def report(
+    results: dict[str, dict[str, tuple[list[float], int]]],
+    sources: list[tuple[str, list[Path]]],
+    args: argparse.Namespace,
+    console: Console,
+) -> float | None:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    table = Table(title=f"sliced inference on {cores} CPU cores: tile {args.tile}, overlap {args.overlap}, "
+                  f"conf {args.conf}, iou {args.iou}; median s / photo")  # fmt: skip
+    for col in ("source (photos)", "method", "s / photo", "total count", "count vs SAHI", "rookery speedup"):
+        table.add_column(col, justify="left" if col in ("source (photos)", "method") else "right")
+    speedup = None
+    for source, photos in sources:
+        res = results[source]
+        med = {name: float(np.median(times)) for name, (times, _) in res.items()}
+        rk, sahi = list(res)[:2]
+        sahi_count = res[sahi][1]
+        for name, (_, count) in res.items():
+            agree = f"{count / sahi_count - 1:+.1%}" if sahi_count else "-"
+            gain = "-" if name == rk else f"{med[name] / med[rk]:.2f}x"
+            table.add_row(f"{source} ({len(photos)})" if name == rk else "", name, f"{med[name]:.2f}", str(count),
+                          "" if name == sahi else agree, gain)  # fmt: skip
+        table.add_section()
+        if source.startswith("synthetic"):
+            speedup = med[sahi] / med[rk]
+    console.print(table)
+    console.print("'rookery speedup' = that method's s / photo over rookery's; the plain loop does not merge "
+                  "across seams (objects in overlaps count twice).")  # fmt: skip
+    if speedup is not None:
+        console.print(f"speedup_vs_sahi={speedup:.2f}")
+    return speedup
+
+
+def _size(path: Path) -> str:
+    image = cv2.imread(str(path))
+    return f"{image.shape[1]}x{image.shape[0]}" if image is not None else "?"
+
+
+if __name__ == "__main__":
+    main()
