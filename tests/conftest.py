@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,34 @@ def mlflow_server_factory(tmp_path: Path) -> Iterator[Callable[[str], MlflowServ
     yield start
     for s in servers:
         s.stop()
+
+
+# --- a tiny real data set for the tests that train a model ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TinySurvey:
+    survey: Path  # train/, dotted/, masks/, points.csv, classes.yaml
+    dataset: Path  # built from it: 2/1/1 photos in train/val/test
+
+
+@pytest.fixture(scope="session")
+def tiny_survey(tmp_path_factory: pytest.TempPathFactory) -> TinySurvey:
+    """4 synthetic photos of 384x288 (2 classes) tiled at 128 px, so that animals are large in a 64 px network
+    input: a ~10 s CPU training learns the plumbing, not the task."""
+    from rookery.data.classes import Classes
+    from rookery.data.dataset import BuildParams, build_dataset
+    from rookery.data.synthetic import generate_survey
+
+    root = tmp_path_factory.mktemp("tiny")
+    survey = generate_survey(root / "survey", images=4, size=(384, 288), num_classes=2, seed=1, workers=1)
+    build_dataset(
+        survey.out / "points.csv",
+        survey.out / "train",
+        Classes.load(survey.out / "classes.yaml"),
+        root / "dataset",
+        masks=survey.out / "masks",
+        params=BuildParams(split=(0.5, 0.25, 0.25), tile=128, overlap=16, empty_fraction=0.0),
+        workers=1,
+    )
+    return TinySurvey(survey.out, root / "dataset")

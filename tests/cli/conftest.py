@@ -23,26 +23,13 @@ class TrainedModel:
 
 
 @pytest.fixture(scope="session")
-def _trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+def _trained_model(tmp_path_factory: pytest.TempPathFactory, tiny_survey) -> TrainedModel:
     from rookery.config import Settings
-    from rookery.data.classes import Classes
-    from rookery.data.dataset import BuildParams, build_dataset
-    from rookery.data.synthetic import generate_survey
     from rookery.packaging import registry
     from rookery.training.trainer import TrainParams, train
 
     root = tmp_path_factory.mktemp("predict-model")
-    survey = generate_survey(root / "survey", images=4, size=(384, 288), num_classes=2, seed=1, workers=1)
-    dataset = root / "dataset"
-    build_dataset(
-        survey.out / "points.csv",
-        survey.out / "train",
-        Classes.load(survey.out / "classes.yaml"),
-        dataset,
-        masks=survey.out / "masks",
-        params=BuildParams(split=(0.5, 0.5, 0.0), tile=128, overlap=16, empty_fraction=0.0),
-        workers=1,
-    )
+    dataset = tiny_survey.dataset
     settings = Settings(home=root / "home")
     params = TrainParams(data=dataset, epochs=1, imgsz=64, batch=8, device="cpu", workers=0, plots=False)
     result = train(params, settings)
@@ -54,8 +41,8 @@ def _trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
         result.model_version,
         result.best,
         result.onnx,
-        survey.out / "train",
-        survey.out / "masks",
+        tiny_survey.survey / "train",
+        tiny_survey.survey / "masks",
     )
 
 

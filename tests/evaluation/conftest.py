@@ -88,27 +88,14 @@ class Trained:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_survey) -> Iterator[Trained]:
     """A synthetic survey (4 photos of 384x288, 2 classes) tiled at 128 px into train/val/test (2/1/1
     photos), yolov8n trained 2 epochs at 64 px on the CPU, registered as version 1 of `rookery`."""
     from rookery.config import get_settings
-    from rookery.data.classes import Classes
-    from rookery.data.dataset import BuildParams, build_dataset
-    from rookery.data.synthetic import generate_survey
     from rookery.training.trainer import TrainParams, train
 
     root = tmp_path_factory.mktemp("evaluation")
-    survey = generate_survey(root / "survey", images=4, size=(384, 288), num_classes=2, seed=1, workers=1)
-    dataset = root / "dataset"
-    build_dataset(
-        survey.out / "points.csv",
-        survey.out / "train",
-        Classes.load(survey.out / "classes.yaml"),
-        dataset,
-        masks=survey.out / "masks",
-        params=BuildParams(split=(0.5, 0.25, 0.25), tile=128, overlap=16, empty_fraction=0.0),
-        workers=1,
-    )
+    dataset = tiny_survey.dataset
     home = root / "home"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ROOKERY_HOME", str(home))
@@ -123,7 +110,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
         finally:
             get_settings.cache_clear()
     assert result.complete and result.run_id and result.model_version, result.problems
-    yield Trained(home, dataset, survey.out, result.run_id, result.model_version, result.best)
+    yield Trained(home, dataset, tiny_survey.survey, result.run_id, result.model_version, result.best)
 
 
 @pytest.fixture

@@ -6,26 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from rookery.data.classes import Classes
-from rookery.data.dataset import BuildParams, build_dataset
-from rookery.data.synthetic import generate_survey
-
 
 @pytest.fixture(scope="session")
-def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tiny")
-    survey = generate_survey(root / "survey", images=4, size=(384, 288), num_classes=2, seed=1, workers=1)
-    out = root / "dataset"
-    build_dataset(
-        survey.out / "points.csv",
-        survey.out / "train",
-        Classes.load(survey.out / "classes.yaml"),
-        out,
-        masks=survey.out / "masks",
-        params=BuildParams(split=(0.5, 0.5, 0.0), tile=128, overlap=16, empty_fraction=0.0),
-        workers=1,
-    )
-    return out
+def tiny_dataset(tiny_survey) -> Path:
+    return tiny_survey.dataset
 
 
 @pytest.fixture
