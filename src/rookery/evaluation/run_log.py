@@ -43,12 +43,10 @@ def log_evaluation(
             return False
 
     from mlflow.entities import Metric, RunTag
-    from mlflow.tracking import MlflowClient
 
-    from rookery.training.tracking import configure_client
+    from rookery.training.tracking import client as client_for
 
-    configure_client(tracking_uri)
-    client = MlflowClient(tracking_uri)
+    client = client_for(tracking_uri)
     # One cheap call first: when the store is down or the run is gone, say so once and stop.
     if not guarded("reaching the run", lambda: client.get_run(run_id)):
         return problems

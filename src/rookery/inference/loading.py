@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rookery.errors import ConfigError, InputError, RookeryError
+from rookery.training.tracking import client as mlflow_client
 
 if TYPE_CHECKING:
     from rookery.inference.predictor import Predictor
@@ -218,7 +219,7 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None) -> ModelInfo:
         run_id, path = m["run"], m["path"]
         folder = cache_root / "runs" / run_id / _safe(path)
         if not _cached(folder):
-            client = _client(tracking_uri)
+            client = mlflow_client(tracking_uri)
             missing_run = f"no run {run_id!r} in the tracking store at {tracking_uri}"
             _call(tracking_uri, lambda: client.get_run(run_id), missing_run)
             _download(uri, folder, tracking_uri)
@@ -230,7 +231,7 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None) -> ModelInfo:
     name, alias, version = m["name"], m.groupdict().get("alias"), m.groupdict().get("version")
     version_run: str | None = None
     if alias is not None or version == "latest" or not _cached(cache_root / _safe(name) / str(version)):
-        client = _client(tracking_uri)
+        client = mlflow_client(tracking_uri)
 
         def missing(what: str) -> str:
             return (
@@ -258,15 +259,6 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None) -> ModelInfo:
 
 def _safe(part: str) -> str:
     return re.sub(r"[^0-9A-Za-z._-]", "_", part)
-
-
-def _client(tracking_uri: str) -> Any:
-    from mlflow.tracking import MlflowClient
-
-    from rookery.training.tracking import configure_client
-
-    configure_client(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def _call(tracking_uri: str, fn: Any, missing: str) -> Any:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rookery.errors import RookeryError
+from rookery.training.tracking import client as client_for
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_TAG = "rookery.champion_history"
@@ -42,15 +43,6 @@ class Decision:
     reason: str
 
 
-def _client(tracking_uri: str) -> Any:
-    from mlflow.tracking import MlflowClient
-
-    from rookery.training.tracking import configure_client
-
-    configure_client(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
 def _info(client: Any, mv: Any) -> VersionInfo:
     metrics: dict[str, float] = {}
     if mv.run_id:
@@ -71,7 +63,7 @@ def _info(client: Any, mv: Any) -> VersionInfo:
 
 
 def list_versions(tracking_uri: str, name: str) -> list[VersionInfo]:
-    client = _client(tracking_uri)
+    client = client_for(tracking_uri)
     try:
         versions = client.search_model_versions(f"name='{name}'")
     except Exception as e:
@@ -89,7 +81,7 @@ def list_versions(tracking_uri: str, name: str) -> list[VersionInfo]:
 
 def get_version(tracking_uri: str, name: str, version: str) -> VersionInfo:
     """A version by number, by alias (`champion`), or `latest`."""
-    client = _client(tracking_uri)
+    client = client_for(tracking_uri)
     if version == "latest":
         versions = list_versions(tracking_uri, name)
         if not versions:
@@ -114,7 +106,7 @@ def gate_metric(challenger: VersionInfo, champion: VersionInfo) -> tuple[str, bo
 
 
 def promote(tracking_uri: str, name: str, version: str, margin: float = 0.0, force: bool = False) -> Decision:
-    client = _client(tracking_uri)
+    client = client_for(tracking_uri)
     candidate = get_version(tracking_uri, name, version)
     champion = _current(client, name)
     if champion is not None and champion.version == candidate.version:
@@ -152,7 +144,7 @@ def _judge(candidate: VersionInfo, champion: VersionInfo, margin: float) -> Deci
 
 
 def rollback(tracking_uri: str, name: str) -> Decision:
-    client = _client(tracking_uri)
+    client = client_for(tracking_uri)
     history = _history(client, name)
     current = _current(client, name)
     if current is None or len(history) < 2:

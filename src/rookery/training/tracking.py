@@ -40,6 +40,14 @@ def configure_client(tracking_uri: str) -> None:
     mlflow.set_registry_uri(tracking_uri)
 
 
+def client(tracking_uri: str) -> Any:
+    """An MlflowClient on this store (tracking and registry), with the fast-failing HTTP defaults."""
+    from mlflow.tracking import MlflowClient
+
+    configure_client(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
 def experiment_id(name: str, tracking_uri: str, artifact_root: str) -> str:
     """The experiment's id, created on first use. With a local store its artifacts go under artifact_root
     (MLflow would otherwise write ./mlruns in the working directory); a server decides for itself."""

@@ -261,10 +261,10 @@ def _ultralytics_args(params: TrainParams, data_yaml: Path, save_dir: Path) -> d
 
 
 def _resume_dir(tracker: RunTracker, run_id: str) -> Path:
-    from mlflow.tracking import MlflowClient
+    from rookery.training.tracking import client
 
     try:
-        tags = MlflowClient(tracker.tracking_uri).get_run(run_id).data.tags
+        tags = client(tracker.tracking_uri).get_run(run_id).data.tags
     except Exception as e:
         raise RookeryError(f"cannot resume run {run_id}: it is not in the tracking store ({e})") from e
     if "rookery.save_dir" not in tags:
