@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     mlflow_ui_url: str = ""  # shown on the web page's model view when set
     api_key: SecretStr | None = None  # required on the API when set
     workers: int = 0  # processes for per-image work; 0 = one per CPU core
+    # Serving (rookery serve)
+    max_upload_mb: float = 50.0  # per request; larger uploads get 413
+    max_pixels: int = 150_000_000  # per image (decompression bombs: 450 MB decoded); a 5600x3700 photo is 21 Mpx
+    registry_poll_seconds: float = 30.0  # how often a server following an alias asks the registry
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
