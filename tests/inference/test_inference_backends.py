@@ -122,8 +122,9 @@ def test_an_onnx_model_of_fixed_size_runs_tile_by_tile(tiny_model, tmp_path: Pat
     import onnx
 
     model = onnx.load(str(tiny_model.onnx))
-    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, 3, 64, 64), strict=True):
-        dim.dim_value = value  # as exported with dynamic=False: batch 1, 64x64
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8  # rookery's raw-tile input
+    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, 64, 64, 3), strict=True):
+        dim.dim_value = value  # as exported with dynamic=False: batch 1, 64x64 (NHWC)
     fixed = tmp_path / "fixed.onnx"
     onnx.save(model, str(fixed))
     options = {"tile": 64, "overlap": 16, "conf": 0.001}
@@ -208,3 +209,20 @@ def test_torch_on_cuda_matches_the_cpu(tiny_model) -> None:
     assert (on_gpu.backend_name, on_gpu.device) == ("torch", "cuda:0")
     on_cpu = Predictor.from_path(tiny_model.pt, backend="torch", device="cpu", **options)
     _assert_same(on_gpu.predict(photo), on_cpu.predict(photo))
+
+
+def test_a_plain_ultralytics_export_with_float_input_gives_the_same_detections(tiny_model, tmp_path: Path) -> None:
+    # rookery's export takes uint8 NHWC BGR tiles; Ultralytics' own takes float NCHW RGB: both must work
+    import shutil
+
+    from rookery.inference import export_onnx
+
+    plain_pt = tmp_path / "plain.pt"
+    shutil.copyfile(tiny_model.pt, plain_pt)
+    plain = export_onnx(plain_pt, imgsz=tiny_model.imgsz, raw_input=False)
+    options = {"tile": 64, "overlap": 16, "conf": 0.001}
+    float_input = Predictor.from_path(plain, backend="onnx", **options)
+    raw_input = Predictor.from_path(tiny_model.onnx, backend="onnx", **options)
+    assert (float_input.backend.raw_input, raw_input.backend.raw_input) == (False, True)
+    photo = _photo(150, 100)
+    _assert_same(float_input.predict(photo), raw_input.predict(photo))

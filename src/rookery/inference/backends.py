@@ -77,16 +77,20 @@ class OnnxBackend:
         self.stride = int(meta.get("stride", 32))
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
+        # rookery's own export takes the tiles as they are (uint8 NHWC BGR) and converts inside the graph;
+        # a plain Ultralytics export takes float NCHW RGB in [0, 1].
+        self.raw_input = inp.type == "tensor(uint8)"
         self.dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
         dims = list(inp.shape)
         if len(dims) != 4:
             raise InputError(f"{path.name} takes inputs of shape {dims}, not images (batch, 3, height, width)")
         self.max_batch = dims[0] if isinstance(dims[0], int) else None
-        fixed = isinstance(dims[2], int) and isinstance(dims[3], int)
-        self.input_size = (int(dims[2]), int(dims[3])) if fixed else None
+        hw = dims[1:3] if self.raw_input else dims[2:4]
+        fixed = isinstance(hw[0], int) and isinstance(hw[1], int)
+        self.input_size = (int(hw[0]), int(hw[1])) if fixed else None
 
     def prepare(self, batch: np.ndarray) -> np.ndarray:
-        return to_input(batch, self.dtype)
+        return np.ascontiguousarray(batch) if self.raw_input else to_input(batch, self.dtype)
 
     def run(self, prepared: np.ndarray) -> np.ndarray:
         (out, *_) = self.session.run(None, {self.input_name: prepared})
@@ -245,8 +249,13 @@ def _sibling(path: Path, suffix: str) -> Path | None:
     return other if other.is_file() else None
 
 
-def export_onnx(weights: Path, imgsz: int = 640, dynamic: bool = True) -> Path:
-    """Export an Ultralytics .pt checkpoint to ONNX next to it (dynamic batch and size by default)."""
+def export_onnx(weights: Path, imgsz: int = 640, dynamic: bool = True, raw_input: bool = True) -> Path:
+    """Export an Ultralytics .pt checkpoint to ONNX next to it (dynamic batch and size by default).
+
+    With `raw_input` (the default) the graph takes the tiles as rookery holds them, uint8 (N, H, W, 3) BGR,
+    and does the channel flip, transpose and scaling itself: ONNX Runtime runs those on its own threads,
+    fused with the first convolution's input, instead of numpy building a float copy 4x the size.
+    """
     weights = Path(weights)
     if not weights.is_file():
         raise InputError(f"model weights {weights} do not exist")
@@ -260,4 +269,35 @@ def export_onnx(weights: Path, imgsz: int = 640, dynamic: bool = True) -> Path:
     except Exception as e:  # Ultralytics raises plain exceptions of many kinds for unusable checkpoints
         first_line = next(iter(str(e).splitlines()), "")
         raise InputError(f"could not export {weights.name} to ONNX ({type(e).__name__}: {first_line})") from e
+    if raw_input:
+        _take_raw_tiles(Path(out))
     return Path(out)
+
+
+def _take_raw_tiles(path: Path) -> None:
+    """Rewrite an Ultralytics ONNX export in place so that it takes uint8 NHWC BGR tiles."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    old = graph.input[0]
+    dims = [d.dim_param or d.dim_value for d in old.type.tensor_type.shape.dim]  # N, 3, H, W
+    raw = helper.make_tensor_value_info("tiles", TensorProto.UINT8, [dims[0], dims[2], dims[3], 3])
+    consts = [
+        helper.make_tensor("bgr_to_rgb", TensorProto.INT64, [3], [2, 1, 0]),
+        helper.make_tensor("inv_255", TensorProto.FLOAT, [], [1.0 / 255.0]),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["tiles", "bgr_to_rgb"], ["tiles_rgb"], axis=3),
+        helper.make_node("Cast", ["tiles_rgb"], ["tiles_float"], to=TensorProto.FLOAT),
+        helper.make_node("Transpose", ["tiles_float"], ["tiles_nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Mul", ["tiles_nchw", "inv_255"], [old.name]),
+    ]
+    graph.initializer.extend(consts)
+    for node in reversed(nodes):
+        graph.node.insert(0, node)
+    graph.input.remove(old)
+    graph.input.insert(0, raw)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))

@@ -274,11 +274,11 @@ def _resume_dir(tracker: RunTracker, run_id: str) -> Path:
 
 def _export_onnx(best: Path, imgsz: int) -> Path | None:
     """ONNX export with a dynamic batch: the CPU inference backend and a portable artifact."""
-    from ultralytics import YOLO
+    from rookery.inference.backends import export_onnx
 
     try:
-        return Path(YOLO(str(best)).export(format="onnx", imgsz=imgsz, dynamic=True, simplify=True))
-    except Exception as e:  # the .pt stays usable; say what is missing
+        return export_onnx(best, imgsz=imgsz)
+    except RookeryError as e:  # the .pt stays usable; say what is missing
         log.warning("ONNX export failed (%s); the PyTorch weights are still logged", e)
         return None
 
