@@ -114,6 +114,7 @@ def run(args: argparse.Namespace, work: Path, console: Console) -> float | None:
     truth = {"synthetic": sum(_truth(p) for p in synthetic)}
     results = {name: time_methods(methods, photos) for name, photos in sources}
     profile_rookery(onnx, synthetic[0], args, console)
+    merge_agreement(pt, onnx, synthetic, truth["synthetic"], args, console)
     return report(results, sources, truth, args, console)
 
 
@@ -176,11 +177,10 @@ def synthetic_photos(folder: Path, n: int, console: Console, size: tuple[int, in
 
 
 def make_methods(pt: Path, onnx: Path, args: argparse.Namespace) -> dict[str, Method]:
-    try:
-        from sahi import AutoDetectionModel
-        from sahi.predict import get_sliced_prediction
-    except ImportError as e:  # the peer is not a rookery dependency (its pins would move opencv)
-        sys.exit(f"this benchmark needs SAHI: .venv/bin/pip install --no-deps sahi==0.12.8 tqdm shapely ({e})")
+    import importlib.util
+
+    if importlib.util.find_spec("sahi") is None:  # the peer is not a rookery dependency (its pins move opencv)
+        sys.exit("this benchmark needs SAHI: .venv/bin/pip install --no-deps sahi==0.12.8 tqdm shapely")
     from ultralytics import YOLO
 
     from rookery.data.tiling import tile_grid
@@ -195,23 +195,10 @@ def make_methods(pt: Path, onnx: Path, args: argparse.Namespace) -> dict[str, Me
             raise RuntimeError(f"rookery skipped {path}: {boxes}")
         return len(boxes)
 
-    sahi_model = AutoDetectionModel.from_pretrained(
-        model_type="ultralytics",
-        model_path=str(pt),
-        confidence_threshold=args.conf,
-        device="cpu",
-        image_size=args.tile,
-    )
-    sahi_model.model.overrides.update(iou=args.iou, max_det=10000)  # the same per-slice NMS as the others
-    ratio = args.overlap / args.tile
+    sahi_count = sahi_counter(pt, args)
 
     def sahi(path: Path) -> int:
-        result = get_sliced_prediction(
-            str(path), sahi_model, slice_height=args.tile, slice_width=args.tile, overlap_height_ratio=ratio,
-            overlap_width_ratio=ratio, perform_standard_pred=False, postprocess_type="NMS",
-            postprocess_match_metric=args.sahi_metric, postprocess_match_threshold=args.iou, verbose=0,
-        )  # fmt: skip
-        return len(result.object_prediction_list)
+        return sahi_count(path, "NMS", args.sahi_metric)
 
     yolo = YOLO(str(pt))
 
@@ -295,6 +282,59 @@ def profile_rookery(onnx: Path, photo: Path, args: argparse.Namespace, console: 
     for name, s in stages.items():
         table.add_row(name, f"{s:.3f}", f"{s / total:.0%}")
     table.add_row("total (serial)", f"{total:.3f}", "100%")
+    console.print(table)
+
+
+def sahi_counter(pt: Path, args: argparse.Namespace) -> Callable[[Path, str, str], int]:
+    """SAHI on the .pt with the same slices and per-slice NMS; (path, postprocess, metric) -> count."""
+    from sahi import AutoDetectionModel
+    from sahi.predict import get_sliced_prediction
+
+    model = AutoDetectionModel.from_pretrained(
+        model_type="ultralytics", model_path=str(pt), confidence_threshold=args.conf, device="cpu",
+        image_size=args.tile,
+    )  # fmt: skip
+    model.model.overrides.update(iou=args.iou, max_det=10000)  # the same per-slice NMS as the others
+    ratio = args.overlap / args.tile
+
+    def count(path: Path, kind: str, metric: str) -> int:
+        result = get_sliced_prediction(
+            str(path), model, slice_height=args.tile, slice_width=args.tile, overlap_height_ratio=ratio,
+            overlap_width_ratio=ratio, perform_standard_pred=False, postprocess_type=kind,
+            postprocess_match_metric=metric, postprocess_match_threshold=args.iou, verbose=0,
+        )  # fmt: skip
+        return len(result.object_prediction_list)
+
+    return count
+
+
+def merge_agreement(
+    pt: Path, onnx: Path, photos: list[Path], truth: int, args: argparse.Namespace, console: Console
+) -> None:
+    """Total counts of each seam-merge rule, rookery's and SAHI's, on the same weights and photos (untimed).
+
+    The timed rows compare rookery's default ("nms": IoU, plus IoS for boxes cut by a tile edge) with
+    SAHI's NMS. The like-for-like pair is rookery's "greedy" merge and SAHI's GREEDYNMM with IOS, the
+    same rule: there the counts show whether the engines see the same detections per tile.
+    """
+    from rookery.inference import Predictor
+
+    sahi = sahi_counter(pt, args)
+    counts: dict[str, int] = {}
+    for merge in ("nms", "greedy"):
+        predictor = Predictor.from_path(onnx, device="cpu", tile=args.tile, overlap=args.overlap, conf=args.conf,
+                                        iou=args.iou, batch=args.batch, merge=merge)  # fmt: skip
+        counts[f"rookery {merge}"] = sum(len(b) for b in predictor.predict_many(photos))  # type: ignore[arg-type]
+    for kind, metric in (("NMS", "IOU"), ("NMS", "IOS"), ("GREEDYNMM", "IOS")):
+        counts[f"SAHI {kind} {metric}"] = sum(sahi(p, kind, metric) for p in photos)
+    pairs = [("rookery greedy", "SAHI GREEDYNMM IOS", "the same rule"),
+             ("rookery nms", "SAHI NMS IOS", "timed above"), ("rookery nms", "SAHI NMS IOU", "")]  # fmt: skip
+    table = Table(title=f"seam merge rules, total count on the {len(photos)} synthetic photos ({truth} animals)")
+    for col in ("rookery", "count", "SAHI", "count", "rookery vs SAHI", "rookery vs truth", "SAHI vs truth", ""):
+        table.add_column(col, justify="left" if col in ("rookery", "SAHI", "") else "right")
+    for a, b, note in pairs:
+        table.add_row(a, str(counts[a]), b, str(counts[b]), f"{counts[a] / counts[b] - 1:+.1%}",
+                      f"{counts[a] / truth - 1:+.1%}", f"{counts[b] / truth - 1:+.1%}", note)  # fmt: skip
     console.print(table)
 
 
