@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 NPM_TOOLS := $(VENV)/npm/.installed
 
-.PHONY: install demo test test-slow lint format bench clean browser
+.PHONY: install demo serve test test-slow lint format bench clean browser
 
 install: $(STAMP)
 
@@ -34,6 +34,9 @@ browser:
 
 demo: $(STAMP)
 	$(BIN)/rookery demo
+
+serve: $(STAMP)
+	$(BIN)/rookery serve
 
 test: $(STAMP) $(NPM_TOOLS) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

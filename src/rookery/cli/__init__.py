@@ -62,14 +62,14 @@ def main(
 
 
 def _register() -> None:
-    from rookery.cli import data, demo, evaluate, model, pending, predict, train
+    from rookery.cli import data, demo, evaluate, model, predict, serve, train
 
     app.add_typer(data.app, name="data", help="Find dots, convert annotations, build and inspect tiled data sets.")
     app.command("train")(train.train)
     app.command("predict")(predict.predict)
     app.command("evaluate")(evaluate.evaluate)
     app.add_typer(model.app, name="model", help="List, show, promote and roll back registered model versions.")
-    pending.register(app)
+    app.command("serve")(serve.serve)
     app.command("demo", help=demo.demo.__doc__)(demo.demo)
 
 

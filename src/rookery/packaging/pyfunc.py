@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,24 @@ def encode_image(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def image_bytes(value: object, row: int) -> bytes:
+    """Base64 text -> the image file's bytes; bad text raises a 4xx-mapped MlflowException naming the row."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise MlflowException(f"row {row}: 'image' is not base64 text", INVALID_PARAMETER_VALUE) from e
+
+
 def decode_image(value: object, row: int) -> np.ndarray:
     """Base64 text -> BGR array; a bad row raises a 4xx-mapped MlflowException naming the row."""
     import cv2
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-    try:
-        raw = base64.b64decode(str(value), validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise MlflowException(f"row {row}: 'image' is not base64 text", INVALID_PARAMETER_VALUE) from e
+    raw = image_bytes(value, row)
     image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR) if raw else None
     if image is None:
         raise MlflowException(f"row {row}: 'image' is not a readable image", INVALID_PARAMETER_VALUE)
@@ -73,33 +82,47 @@ class RookeryModel(PythonModel):
         )
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from mlflow.exceptions import MlflowException
-        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+        return predict_frame(self.predictor, model_input, params)
 
-        if not isinstance(model_input, pd.DataFrame) or "image" not in model_input.columns:
-            raise MlflowException("input needs a column 'image' of base64-encoded image bytes", INVALID_PARAMETER_VALUE)
-        params = params or {}
-        options = {k: params[k] for k in ("conf", "iou", "tile", "overlap") if params.get(k) is not None}
-        names = self.predictor.class_names
-        frames = []
-        for row, value in enumerate(model_input["image"].tolist()):
-            boxes = self.predictor.predict(decode_image(value, row), **options)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "image": np.full(len(boxes), row, dtype=np.int64),
-                        "class": [names[c] for c in boxes.cls],
-                        "score": boxes.score if boxes.score is not None else np.ones(len(boxes)),
-                        "x1": boxes.xyxy[:, 0],
-                        "y1": boxes.xyxy[:, 1],
-                        "x2": boxes.xyxy[:, 2],
-                        "y2": boxes.xyxy[:, 3],
-                    }
-                )
+
+def predict_frame(
+    predictor: Any,
+    model_input: pd.DataFrame,
+    params: dict[str, Any] | None = None,
+    decode: Callable[[object, int], np.ndarray] = decode_image,
+) -> pd.DataFrame:
+    """The pyfunc's input -> output: one row per detection of each base64 `image` row.
+
+    Shared with `rookery serve`'s POST /invocations, which passes its own `predictor` (anything with
+    `class_names` and `predict(image, **options)`) and `decode` (with its upload limits).
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    if not isinstance(model_input, pd.DataFrame) or "image" not in model_input.columns:
+        raise MlflowException("input needs a column 'image' of base64-encoded image bytes", INVALID_PARAMETER_VALUE)
+    params = params or {}
+    options = {k: params[k] for k in ("conf", "iou", "tile", "overlap") if params.get(k) is not None}
+    names = predictor.class_names
+    frames = []
+    for row, value in enumerate(model_input["image"].tolist()):
+        boxes = predictor.predict(decode(value, row), **options)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "image": np.full(len(boxes), row, dtype=np.int64),
+                    "class": [names[c] for c in boxes.cls],
+                    "score": boxes.score if boxes.score is not None else np.ones(len(boxes)),
+                    "x1": boxes.xyxy[:, 0],
+                    "y1": boxes.xyxy[:, 1],
+                    "x2": boxes.xyxy[:, 2],
+                    "y2": boxes.xyxy[:, 3],
+                }
             )
-        if not frames:
-            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _DTYPES.items()})
-        return pd.concat(frames, ignore_index=True).astype(_DTYPES)
+        )
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _DTYPES.items()})
+    return pd.concat(frames, ignore_index=True).astype(_DTYPES)
 
 
 _DTYPES = {

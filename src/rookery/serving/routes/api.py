@@ -1,0 +1,180 @@
+"""/api/v1: count photos, browse and export the history, see and reload the model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
+from starlette.exceptions import HTTPException
+
+from rookery.serving import service
+from rookery.serving.deps import HolderDep, LimitsDep, MetricsDep, ModelDep, StoreDep, require_api_key
+from rookery.serving.schemas import (
+    ErrorBody,
+    ModelDescription,
+    Prediction,
+    PredictionPage,
+    PredictResponse,
+    ReloadResponse,
+)
+
+MAX_FILES = 100  # per request; the total size is limited too (ROOKERY_MAX_UPLOAD_MB)
+
+_errors: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "The server has an API key and the request did not carry it."},
+    422: {"model": ErrorBody, "description": "A parameter is out of range or missing."},
+}
+_not_found: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No prediction has this id."}}
+_not_ready: dict[int | str, dict[str, Any]] = {503: {"model": ErrorBody, "description": "The model is still loading."}}
+
+predictions = APIRouter(tags=["predictions"])
+model_router = APIRouter(tags=["model"])
+
+
+@predictions.post(
+    "/predict",
+    response_model=PredictResponse,
+    summary="Count objects on one or more photos",
+    responses={
+        400: {"model": ErrorBody, "description": "No file could be read as an image."},
+        413: {"model": ErrorBody, "description": "The request or a photo is too large (bytes or pixels)."},
+        415: {"model": ErrorBody, "description": "No file is a JPEG, PNG, TIFF, BMP or WebP image."},
+        **_not_ready,
+    },
+)
+def predict(
+    files: Annotated[list[UploadFile], File(description="One or more photos (JPEG, PNG, TIFF, BMP, WebP).")],
+    model: ModelDep,
+    store: StoreDep,
+    limits: LimitsDep,
+    metrics: MetricsDep,
+    conf: Annotated[float | None, Form(ge=0.0, lt=1.0, description="Keep detections scoring at least this.")] = None,
+    tile: Annotated[int | None, Form(ge=32, le=4096, description="Tile side in photo pixels (model's).")] = None,
+    overlap: Annotated[int | None, Form(ge=0, le=2048, description="Overlap of tiles in pixels (model's).")] = None,
+    return_image: Annotated[bool, Form(description="Include the annotated photo as base64 JPEG.")] = False,
+) -> Any:
+    """Each photo is counted, stored in the history and answered with its counts per class, boxes and timings.
+    A file that is not a readable image is listed in `errors` and the others are counted; when no file can be
+    counted the answer is a 4xx with the reason."""
+    if len(files) > MAX_FILES:
+        raise HTTPException(413, f"{len(files)} files were sent; send at most {MAX_FILES} per request")
+    params = service.PredictParams(conf=conf, tile=tile, overlap=overlap, return_image=return_image)
+    uploads = ((f.filename, f.file) for f in files)
+    return service.predict_files(uploads, params, model, store, limits, metrics)
+
+
+@predictions.get("/predictions", response_model=PredictionPage, summary="The history, newest first")
+def list_predictions(
+    store: StoreDep,
+    holder: HolderDep,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Any:
+    records, total = store.page(page, per_page)
+    model = holder.current
+    items = [service.prediction_payload(r, run_id=service.run_id_for(r, model), detections=False) for r in records]
+    return {"items": items, "total": total, "page": page, "per_page": per_page}
+
+
+@predictions.get(
+    "/predictions.csv",
+    summary="The whole history as CSV",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "id,created_at,file_name,model_version,<classes>,total"}
+    },
+)
+def export_csv(store: StoreDep, holder: HolderDep) -> StreamingResponse:
+    current = holder.current
+    names = current.class_names if current is not None else ()
+    rows = iterate_in_threadpool(service.history_csv(store, names))
+    headers = {"Content-Disposition": 'attachment; filename="rookery-predictions.csv"'}
+    return StreamingResponse(rows, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@predictions.get(
+    "/predictions/{prediction_id}", response_model=Prediction, summary="One prediction", responses=_not_found
+)
+def get_prediction(prediction_id: str, store: StoreDep, holder: HolderDep) -> Any:
+    record = store.get(prediction_id)
+    if record is None:
+        raise HTTPException(404, f"no prediction has the id {prediction_id[:64]!r}")
+    return service.prediction_payload(record, run_id=service.run_id_for(record, holder.current))
+
+
+@predictions.get(
+    "/predictions/{prediction_id}/image",
+    summary="The annotated photo of a prediction",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}}, **_not_found},
+)
+def get_prediction_image(prediction_id: str, store: StoreDep) -> FileResponse:
+    path = store.file_path(prediction_id, "annotated")
+    if path is None:
+        raise HTTPException(404, f"no annotated image for the prediction {prediction_id[:64]!r}")
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+
+_UPLOAD_TYPES = {
+    ".jpg": "image/jpeg",
+    ".png": "image/png",
+    ".tif": "image/tiff",
+    ".bmp": "image/bmp",
+    ".webp": "image/webp",
+}
+
+
+@predictions.get(
+    "/predictions/{prediction_id}/upload",
+    summary="The uploaded photo of a prediction, as it was sent",
+    response_class=FileResponse,
+    responses={200: {"content": {t: {} for t in _UPLOAD_TYPES.values()}}, **_not_found},
+)
+def get_prediction_upload(prediction_id: str, store: StoreDep) -> FileResponse:
+    path = store.file_path(prediction_id, "upload")
+    if path is None:
+        raise HTTPException(404, f"no uploaded photo for the prediction {prediction_id[:64]!r}")
+    media_type = _UPLOAD_TYPES.get(path.suffix, "application/octet-stream")
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=86400"})
+
+
+@predictions.delete(
+    "/predictions/{prediction_id}", status_code=204, summary="Delete a prediction and its images", responses=_not_found
+)
+def delete_prediction(prediction_id: str, store: StoreDep) -> Response:
+    if not store.delete(prediction_id):
+        raise HTTPException(404, f"no prediction has the id {prediction_id[:64]!r}")
+    return Response(status_code=204)
+
+
+@model_router.get("/model", response_model=ModelDescription, summary="The model that answers", responses=_not_ready)
+def get_model(model: ModelDep, holder: HolderDep) -> Any:
+    return holder.describe(model)
+
+
+@model_router.post(
+    "/model/reload",
+    response_model=ReloadResponse,
+    summary="Check the registry now and swap in the alias's new version",
+    responses=_not_ready,
+)
+def reload_model(holder: HolderDep) -> Any:
+    """Returns when the check is done: `changed` is true when a new version was loaded, warmed and swapped in.
+    A version that fails to load leaves the current one serving (503 with the reason)."""
+    from rookery.errors import RookeryError
+
+    try:
+        changed = holder.check()
+    except RookeryError as e:
+        raise HTTPException(503, str(e)) from e
+    model = holder.current
+    if model is None:  # pragma: no cover - check() either loads a model or raises
+        raise HTTPException(503, "the model is not loaded")
+    return {"changed": changed, "model": holder.describe(model)}
+
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)], responses=_errors)
+router.include_router(predictions)
+router.include_router(model_router)

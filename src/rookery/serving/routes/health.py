@@ -1,0 +1,43 @@
+"""Liveness, readiness and Prometheus metrics: public, for load balancers, orchestrators and scrapers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from rookery.serving.deps import MetricsDep
+from rookery.serving.schemas import Health, Ready
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=Health, summary="The process is alive")
+def health() -> Any:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready",
+    response_model=Ready,
+    summary="The model is loaded and warmed",
+    responses={503: {"model": Ready, "description": "Still loading (or the last load failed: see detail)."}},
+)
+def ready(request: Request) -> Any:
+    holder = getattr(request.app.state, "holder", None)
+    model = holder.current if holder is not None else None
+    if model is None:
+        detail = holder.last_error if holder is not None else None
+        return JSONResponse({"status": "loading", "model": None, "detail": detail}, status_code=503)
+    return {"status": "ready", "model": model.label}
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of this process",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def metrics(metrics: MetricsDep) -> Response:
+    return Response(metrics.render(), media_type=metrics.content_type)

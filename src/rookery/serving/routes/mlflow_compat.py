@@ -1,0 +1,165 @@
+"""POST /invocations: MLflow's scoring protocol, so MLflow clients and tools work against `rookery serve` unchanged.
+
+The request is parsed, checked against the pyfunc model's signature and answered by MLflow's own scoring-server
+functions (dataframe_split, dataframe_records, inputs, instances; JSON or CSV), and the rows are made by the same
+`predict_frame` as the packaged pyfunc model (rookery.packaging.pyfunc): for the same input, the answer is what
+`mlflow models serve` returns for the registered model, {"predictions": [{"image", "class", "score", "x1", ...}]}.
+Unlike `mlflow models serve`, images go through the server's upload limits, one inference runs at a time and the
+model follows its registry alias.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from rookery.errors import ConfigError, RookeryError
+from rookery.serving.deps import LimitsDep, MetricsDep, ModelDep, require_api_key
+from rookery.serving.metrics import Metrics
+from rookery.serving.model_holder import LoadedModel
+from rookery.serving.schemas import ErrorBody, Invocations
+from rookery.serving.service import Limits
+from rookery.serving.uploads import UploadError, decode_upload
+
+_B64 = {"type": "string", "description": "base64 of the image file's bytes (JPEG, PNG, TIFF, BMP, WebP)"}
+_ROW = {"type": "object", "properties": {"image": _B64}, "required": ["image"]}
+_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "description": "Exactly one of dataframe_split, dataframe_records, inputs or instances; "
+                "each row is one photo. `params` are optional.",
+                "properties": {
+                    "dataframe_split": {
+                        "type": "object",
+                        "properties": {
+                            "columns": {"type": "array", "items": {"type": "string"}},
+                            "data": {"type": "array", "items": {"type": "array", "items": _B64}},
+                        },
+                    },
+                    "dataframe_records": {"type": "array", "items": _ROW},
+                    "inputs": {"type": "object", "properties": {"image": {"type": "array", "items": _B64}}},
+                    "instances": {"type": "array", "items": _ROW},
+                    "params": {
+                        "type": "object",
+                        "properties": {
+                            "conf": {"type": "number"},
+                            "iou": {"type": "number"},
+                            "tile": {"type": "integer"},
+                            "overlap": {"type": "integer"},
+                        },
+                    },
+                },
+                "example": {
+                    "dataframe_split": {"columns": ["image"], "data": [["<base64>"]]},
+                    "params": {"conf": 0.25},
+                },
+            }
+        },
+        "text/csv": {"schema": {"type": "string", "description": "A CSV with a column 'image' of base64 text."}},
+    },
+}
+
+router = APIRouter(tags=["mlflow"], dependencies=[Depends(require_api_key)])
+
+
+@router.post(
+    "/invocations",
+    response_model=Invocations,
+    summary="MLflow scoring protocol (same input and output as the registered pyfunc model)",
+    openapi_extra={"requestBody": _REQUEST_BODY},
+    responses={
+        400: {"model": ErrorBody, "description": "The body is not a valid scoring request or an image is bad."},
+        413: {"model": ErrorBody, "description": "The body or an image is too large."},
+        415: {"model": ErrorBody, "description": "Not JSON or CSV, or an image is not an image."},
+        503: {"model": ErrorBody, "description": "The model is still loading."},
+    },
+)
+async def invocations(request: Request, model: ModelDep, limits: LimitsDep, metrics: MetricsDep) -> Response:
+    body = await request.body()  # at most the request limit (uploads.BodySizeLimit)
+    content_type = request.headers.get("content-type", "")
+    try:
+        text = await run_in_threadpool(score, body, content_type, model, limits, metrics)
+    except RookeryError as e:
+        metrics.error(getattr(e, "kind", "config" if isinstance(e, ConfigError) else "bad_input"))
+        status = getattr(e, "status_code", 422 if isinstance(e, ConfigError) else 400)
+        return _error(status, "BAD_REQUEST", str(e))
+    except Exception as e:
+        from mlflow.exceptions import MlflowException
+
+        if not isinstance(e, MlflowException):
+            raise
+        metrics.error("bad_request")
+        return _error(e.get_http_status_code(), e.error_code, _short(e.message))
+    return Response(text, media_type="application/json")
+
+
+class UnsupportedMediaType(UploadError):
+    status_code = 415
+    kind = "unsupported_type"
+
+
+def score(body: bytes, content_type: str, model: LoadedModel, limits: Limits, metrics: Metrics | None = None) -> str:
+    """The scoring server's steps with rookery's model: parse, enforce the signature, predict, format."""
+    from mlflow.pyfunc import _validate_prediction_input
+    from mlflow.pyfunc import scoring_server as mlflow_scoring
+
+    from rookery.packaging.pyfunc import image_bytes, predict_frame, signature
+
+    mime = content_type.split(";")[0].strip().lower()
+    sig = signature(model.info.tile, model.info.overlap)
+    if mime == "application/json":
+        data, params = mlflow_scoring._split_data_and_params(body)
+        frame = mlflow_scoring.infer_and_parse_data(data, sig.inputs)
+    elif mime == "text/csv":
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UnsupportedMediaType("the CSV body is not UTF-8 text") from e
+        frame, params = mlflow_scoring.parse_csv_input(io.StringIO(text), sig.inputs), None
+    else:
+        raise UnsupportedMediaType(
+            f"send the scoring request as application/json (or text/csv), not {mime or 'no content type'}"
+        )
+    frame, params = _validate_prediction_input(frame, params, sig.inputs, sig.params, "mlflow.pyfunc.model")
+
+    def decode(value: object, row: int) -> Any:  # one photo at a time: rows are decoded as the model takes them
+        raw = image_bytes(value, row)
+        return decode_upload(f"row {row}", raw, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels).image
+
+    with limits.slots:  # counts as one photo in flight (the rows go through one by one)
+        predictions = predict_frame(model, frame, params, decode=decode)
+    if metrics is not None:
+        _count(metrics, model, len(frame), predictions)
+    out = io.StringIO()
+    mlflow_scoring.predictions_to_json(predictions, out)
+    return out.getvalue()
+
+
+def _count(metrics: Metrics, model: LoadedModel, images: int, predictions: Any) -> None:
+    """Photos and objects counted through /invocations, in the same metrics as /api/v1/predict."""
+    metrics.images.inc(images)
+    for name, n in predictions["class"].value_counts().items():
+        metrics.objects.labels(str(name)).inc(int(n))
+
+
+def _short(message: str) -> str:
+    """MLflow's messages can quote the whole request (megabytes of base64): keep the sentence that matters."""
+    text = str(message)
+    if "Failed to enforce schema" in text:
+        reason = text.rsplit("Error: ", 1)[-1].strip().splitlines()[0] if "Error: " in text else ""
+        text = "the input does not match the model's signature (a column 'image' of base64 text, one row per photo)"
+        text += f": {reason}" if reason else ""
+    text = text.split(" IMPORTANT:", 1)[0].strip().splitlines()[0] if text.strip() else "bad scoring request"
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    # `detail` like every rookery error; `error_code` and `message` like MLflow's scoring server.
+    return JSONResponse({"detail": message, "error_code": code, "message": message}, status_code=status)

@@ -1,0 +1,116 @@
+"""The REST API's request and response bodies (the contract in the OpenAPI schema at /openapi.json)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="One sentence saying what went wrong.", examples=["photo.jpg is empty"])
+
+
+class ModelRef(BaseModel):
+    """The model that answered a prediction."""
+
+    name: str | None
+    version: str | None
+    alias: str | None
+    uri: str
+    run_id: str | None = Field(None, description="The MLflow run of the version (null in history records).")
+    label: str = Field(description="Short human name, e.g. 'rookery v3 (champion)'.")
+
+
+class Detection(BaseModel):
+    class_name: str
+    class_id: int
+    score: float
+    x1: float = Field(description="Box corners in pixels of the uploaded photo; (0, 0) is the top-left pixel.")
+    y1: float
+    x2: float
+    y2: float
+
+
+class PredictionSummary(BaseModel):
+    """A counted photo, as listed in the history (without its boxes)."""
+
+    id: str
+    created_at: datetime
+    file_name: str
+    width: int
+    height: int
+    image_sha256: str
+    model: ModelRef
+    counts: dict[str, int] = Field(description="Objects per class, every class of the model, in class order.")
+    total: int
+    timings_ms: dict[str, float] = Field(description="decode, inference, render and total, in milliseconds.")
+    image_url: str | None = Field(description="The annotated photo (JPEG).")
+    upload_url: str | None = Field(None, description="The uploaded photo as it was sent.")
+
+
+class Prediction(PredictionSummary):
+    detections: list[Detection]
+    annotated_image: str | None = Field(
+        None, description="The annotated photo as base64 JPEG, when return_image was asked for."
+    )
+
+
+class FileError(BaseModel):
+    file_name: str
+    detail: str
+
+
+class PredictResponse(BaseModel):
+    results: list[Prediction]
+    errors: list[FileError] = Field(description="Files that could not be counted, each with the reason.")
+
+
+class PredictionPage(BaseModel):
+    items: list[PredictionSummary]
+    total: int
+    page: int
+    per_page: int
+
+
+class ModelDescription(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str | None
+    version: str | None
+    alias: str | None
+    uri: str
+    run_id: str | None
+    label: str
+    class_names: list[str]
+    metrics: dict[str, float] = Field(description="The run's key metrics (best/*, eval/*).")
+    loaded_at: datetime
+    mlflow_ui_url: str | None = Field(description="The version in the MLflow UI, when ROOKERY_MLFLOW_UI_URL is set.")
+    following_alias: bool = Field(description="True when the server follows an alias and swaps on a move.")
+    backend: str
+    device: str
+    tile: int
+    overlap: int
+    imgsz: int | None
+
+
+class ReloadResponse(BaseModel):
+    changed: bool
+    model: ModelDescription
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    status: Literal["ready", "loading"]
+    model: str | None = None
+    detail: str | None = Field(None, description="Why the model is not loaded yet, when a load failed.")
+
+
+class Invocations(BaseModel):
+    """MLflow's answer: one record per detection (image row, class, score, box)."""
+
+    predictions: list[dict[str, Any]]

@@ -1,0 +1,277 @@
+"""What the API routes do, in the four steps of a model server: decode the request, predict, store, encode.
+
+Routes stay a few lines: they parse HTTP, call these functions (in FastAPI's thread pool, as everything here
+blocks: decoding, inference, drawing, the history database) and return the result.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import cv2
+
+from rookery.errors import RookeryError
+from rookery.serving.metrics import Metrics
+from rookery.serving.model_holder import LoadedModel
+from rookery.serving.store import NewPrediction, PredictionRecord, PredictionStore
+from rookery.serving.uploads import UploadError, decode_upload, display_name, max_upload_bytes
+
+_JPEG_QUALITY = 85
+_LISTED_FAILURES = 5  # failures named in the message when every file of a request failed
+
+
+@dataclass(frozen=True)
+class PredictParams:
+    conf: float | None = None
+    tile: int | None = None
+    overlap: int | None = None
+    return_image: bool = False
+
+
+PHOTOS_IN_FLIGHT = 2  # decoded photos per process: one in the model, the next one decoded and waiting
+
+
+@dataclass(frozen=True)
+class Limits:
+    """An app's limits: bytes and pixels per photo, and how many decoded photos may wait for the model.
+
+    Requests run in a pool of threads (40); without `slots`, each could decode a 60 MB survey photo and queue
+    it for the one inference at a time. With it, at most PHOTOS_IN_FLIGHT photos are decoded and not yet
+    counted; drawing and storing a result happen outside, overlapping the next photo's inference.
+    """
+
+    max_bytes: int
+    max_pixels: int
+    slots: threading.Semaphore = field(default_factory=lambda: threading.BoundedSemaphore(PHOTOS_IN_FLIGHT))
+
+    @classmethod
+    def of(cls, max_upload_mb: float, max_pixels: int) -> Limits:
+        return cls(max_upload_bytes(max_upload_mb), max_pixels)
+
+
+def overrides_for(model: LoadedModel, params: PredictParams) -> dict[str, Any]:
+    """Per-request options for the Predictor, checked at once (a ConfigError -> 422 before any decoding).
+
+    A tile other than the model's keeps the network's view of the objects: the network input is scaled by the
+    ratio the model was trained with, as `rookery predict --tile` does.
+    """
+    overrides: dict[str, Any] = {}
+    if params.conf is not None:
+        overrides["conf"] = params.conf
+    if params.tile is not None:
+        overrides["tile"] = params.tile
+        info = model.info
+        if info.imgsz is not None and info.tile:
+            overrides["imgsz"] = max(1, round(params.tile * info.imgsz / info.tile))
+    if params.overlap is not None:
+        overrides["overlap"] = params.overlap
+    model.check_options(**overrides)
+    return overrides
+
+
+def predict_files(
+    files: Iterable[tuple[str | None, BinaryIO]],
+    params: PredictParams,
+    model: LoadedModel,
+    store: PredictionStore,
+    limits: Limits,
+    metrics: Metrics,
+) -> dict[str, Any]:
+    """Count each uploaded photo; a bad file is reported by name and the others are counted.
+
+    Returns {"results": [...], "errors": [...]}; raises the files' UploadError when none could be counted.
+    """
+    overrides = overrides_for(model, params)
+    results: list[dict[str, Any]] = []
+    failures: list[tuple[str, UploadError | RookeryError]] = []
+    for file_name, stream in files:
+        try:
+            data = stream.read(limits.max_bytes + 1)  # never more than the limit (the body limit applies too)
+            results.append(_predict_one(file_name, data, overrides, params.return_image, model, store, limits, metrics))
+        except RookeryError as e:  # UploadError, or the Predictor refusing this photo
+            failures.append((display_name(file_name), e))
+            metrics.error(getattr(e, "kind", "bad_image"))
+    if failures and not results:
+        raise _all_failed(failures)
+    return {
+        "results": results,
+        "errors": [{"file_name": name, "detail": str(e)} for name, e in failures],
+    }
+
+
+def _predict_one(
+    file_name: str | None,
+    data: bytes,
+    overrides: dict[str, Any],
+    return_image: bool,
+    model: LoadedModel,
+    store: PredictionStore,
+    limits: Limits,
+    metrics: Metrics,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    with limits.slots:
+        decoded = decode_upload(file_name, data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+        t0 = time.perf_counter()
+        boxes = model.predict(decoded.image, **overrides)
+        inference_s = time.perf_counter() - t0
+    names = model.class_names
+    counts = [int(n) for n in boxes.counts(len(names))]
+    t0 = time.perf_counter()
+    annotated = _annotated_jpeg(decoded.image, boxes, names)
+    render_ms = (time.perf_counter() - t0) * 1000.0
+    scores = boxes.score if boxes.score is not None else [1.0] * len(boxes)
+    detections = [
+        {
+            "class_name": names[c],
+            "class_id": int(c),
+            "score": round(float(s), 5),
+            "x1": round(float(x1), 2),
+            "y1": round(float(y1), 2),
+            "x2": round(float(x2), 2),
+            "y2": round(float(y2), 2),
+        }
+        for (x1, y1, x2, y2), c, s in zip(boxes.xyxy.tolist(), boxes.cls.tolist(), scores, strict=True)
+    ]
+    info = model.info
+    timings = {
+        "decode": round(decoded.decode_ms, 2),
+        "inference": round(inference_s * 1000.0, 2),
+        "render": round(render_ms, 2),
+        "total": round((time.perf_counter() - started) * 1000.0, 2),
+    }
+    record = store.add(
+        NewPrediction(
+            file_name=file_name or "",  # the store keeps a sanitised last part, for display only
+            image_sha256=decoded.sha256,
+            width=decoded.width,
+            height=decoded.height,
+            model_uri=info.uri,
+            model_name=info.name,
+            model_version=info.version,
+            model_alias=info.alias,
+            counts=dict(zip(names, counts, strict=True)),
+            detections=detections,
+            timings_ms=timings,
+        ),
+        upload=data,
+        annotated_jpeg=annotated,
+    )
+    metrics.counted(names, counts, inference_s)
+    annotated_b64 = base64.b64encode(annotated).decode("ascii") if return_image and annotated else None
+    return prediction_payload(record, run_id=info.run_id, annotated_image=annotated_b64)
+
+
+def _annotated_jpeg(image: Any, boxes: Any, names: tuple[str, ...]) -> bytes | None:
+    from rookery.inference.render import render
+
+    ok, buf = cv2.imencode(".jpg", render(image, boxes, names), [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+    return buf.tobytes() if ok else None
+
+
+def _all_failed(failures: list[tuple[str, UploadError | RookeryError]]) -> RookeryError:
+    """One error for a request whose files all failed, with the status of the first failure."""
+    first = failures[0][1]
+    if len(failures) == 1:
+        setattr(first, "counted", True)  # noqa: B010  (counted per file above; not again by the error handler)
+        return first
+    listed = "; ".join(f"{e}" for _, e in failures[:_LISTED_FAILURES])
+    more = f"; and {len(failures) - _LISTED_FAILURES} more" if len(failures) > _LISTED_FAILURES else ""
+    error = UploadError(f"none of the {len(failures)} files could be counted: {listed}{more}")
+    error.status_code = getattr(first, "status_code", UploadError.status_code)
+    error.counted = True
+    return error
+
+
+# --- records -> API bodies ----------------------------------------------------------------------------------------
+
+
+def model_label(name: str | None, version: str | None, alias: str | None, uri: str) -> str:
+    """The same short name as ModelInfo.label, for records of the history."""
+    if name and version:
+        return f"{name} v{version}" + (f" ({alias})" if alias else "")
+    return uri.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or uri
+
+
+def run_id_for(record: PredictionRecord, model: LoadedModel | None) -> str | None:
+    """The run of the version that made a record, when it is the version loaded now (the history keeps no run id)."""
+    if model is None or record.model_version is None:
+        return None
+    info = model.info
+    same = (record.model_name, record.model_version) == (info.name, info.version)
+    return info.run_id if same else None
+
+
+def prediction_payload(
+    record: PredictionRecord,
+    *,
+    run_id: str | None = None,
+    annotated_image: str | None = None,
+    detections: bool = True,
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "id": record.id,
+        "created_at": record.created_at,
+        "file_name": record.file_name,
+        "width": record.width,
+        "height": record.height,
+        "image_sha256": record.image_sha256,
+        "model": {
+            "name": record.model_name,
+            "version": record.model_version,
+            "alias": record.model_alias,
+            "uri": record.model_uri,
+            "run_id": run_id,
+            "label": model_label(record.model_name, record.model_version, record.model_alias, record.model_uri),
+        },
+        "counts": record.counts,
+        "total": record.total,
+        "timings_ms": record.timings_ms,
+        "image_url": f"/api/v1/predictions/{record.id}/image" if record.has_annotated else None,
+        "upload_url": f"/api/v1/predictions/{record.id}/upload" if record.has_upload else None,
+    }
+    if detections:
+        payload["detections"] = record.detections
+        payload["annotated_image"] = annotated_image
+    return payload
+
+
+def history_csv(store: PredictionStore, class_names: Iterable[str] = ()) -> Iterator[str]:
+    """id,created_at,file_name,model_version,<class columns>,total: the current model's classes first, then any
+    other class found in the history (two passes over the history; nothing is held in memory but the names)."""
+    columns = list(dict.fromkeys(class_names))
+    seen = set(columns)
+    for record in store.iter_all():
+        for name in record.counts:
+            if name not in seen:
+                seen.add(name)
+                columns.append(name)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(["id", "created_at", "file_name", "model_version", *columns, "total"])
+    yield flush()
+    for record in store.iter_all():
+        counts = [record.counts.get(c, 0) for c in columns]
+        name = _no_formula(record.file_name)
+        row = [record.id, record.created_at.isoformat(), name, record.model_version or "", *counts]
+        writer.writerow([*row, record.total])
+        yield flush()
+
+
+def _no_formula(text: str) -> str:
+    """A client's file name as a spreadsheet cell that is never run as a formula (CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -1,0 +1,116 @@
+"""Plain helpers of the serving tests (fixtures are in conftest.py): registry moves, settings, waiting for ready."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rookery.config import Settings, get_settings
+
+READY_WAIT_S = 180  # how long a test waits for a model to load on a busy 2-core machine (a wait, not an assertion)
+
+
+@dataclass(frozen=True)
+class Registry:
+    tracking_uri: str
+    version: str  # the champion's version
+    run_id: str
+
+
+def add_version(registry: Registry, name: str = "rookery") -> str:
+    """Register another version with the files of the champion (a new version number, the same network)."""
+    from rookery.training.tracking import client
+
+    c = client(registry.tracking_uri)
+    first = c.get_model_version(name, registry.version)
+    return str(c.create_model_version(name, first.source, run_id=first.run_id).version)
+
+
+def move_alias(registry: Registry, version: str, name: str = "rookery", alias: str = "champion") -> None:
+    from rookery.training.tracking import client
+
+    client(registry.tracking_uri).set_registered_model_alias(name, alias, version)
+
+
+def settings_for(home: Path, **overrides: Any) -> Settings:
+    """Settings of one app: its own home (history, model cache) on the test's tracking store."""
+    tracking_uri = overrides.pop("tracking_uri", None) or get_settings().tracking_uri
+    return Settings(home=home, tracking_uri=tracking_uri, **overrides)
+
+
+def wait_ready(client: Any, timeout: float = READY_WAIT_S) -> dict[str, Any]:
+    """Poll /ready (TestClient or httpx.Client) until the model is loaded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get("/ready")
+        if response.status_code == 200:
+            return dict(response.json())
+        assert time.monotonic() < deadline, f"the model did not load: {response.text}"
+        time.sleep(0.1)
+
+
+# --- a real `rookery serve` process on loopback -----------------------------------------------------------------
+
+
+@dataclass
+class LiveServer:
+    url: str
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def live_server(home: Path, tracking_uri: str, *args: str, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """`python -m rookery serve ARGS` with its own home, on a free loopback port; stopped (SIGTERM) at the end."""
+    import httpx
+
+    port = _free_port()
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ROOKERY_") and k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")
+    }
+    clean |= {"ROOKERY_HOME": str(home), "ROOKERY_TRACKING_URI": tracking_uri, **(env or {})}
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "serve.log"
+    cmd = [sys.executable, "-m", "rookery", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=clean, cwd=home)
+    server = LiveServer(f"http://127.0.0.1:{port}", log, proc)
+    try:
+        deadline = time.monotonic() + READY_WAIT_S
+        while True:
+            assert proc.poll() is None, f"rookery serve exited with {proc.returncode}:\n{server.output()[-3000:]}"
+            try:
+                if httpx.get(f"{server.url}/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"rookery serve was not ready:\n{server.output()[-3000:]}"
+            time.sleep(0.2)
+        yield server
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
