@@ -206,6 +206,7 @@ def test_torch_on_cuda_matches_the_cpu(tiny_model) -> None:
     options = {"tile": 64, "overlap": 16, "conf": 0.001}
     photo = _photo(300, 200)
     on_gpu = Predictor.from_path(tiny_model.pt, device="auto", **options)
+    on_gpu.gpu_engine = False  # the plain torch backend on CUDA; the GPU engine has its own tests (test_gpu.py)
     assert (on_gpu.backend_name, on_gpu.device) == ("torch", "cuda:0")
     on_cpu = Predictor.from_path(tiny_model.pt, backend="torch", device="cpu", **options)
     _assert_same(on_gpu.predict(photo), on_cpu.predict(photo))

@@ -26,9 +26,32 @@ from rookery.types import Boxes, Skipped
 
 
 class Predictor:
-    def __init__(self, backend: Backend, options: PredictOptions | None = None) -> None:
+    def __init__(self, backend: Backend, options: PredictOptions | None = None, gpu_engine: bool | None = None) -> None:
+        """`gpu_engine`: run photos through the all-GPU engine (gpu.py: nvJPEG decode, fp16, GPU NMS and
+        merge); None (the default) does so when the backend is PyTorch on a CUDA GPU."""
         self.backend = backend
         self.options = options or PredictOptions()
+        self.gpu_engine = gpu_engine
+        self._engine: Any = None
+
+    def _gpu(self) -> Any:
+        """The GpuEngine when this predictor uses one, built on first use; else None."""
+        from rookery.inference.backends import TorchBackend
+
+        use = self.gpu_engine
+        if use is None:
+            use = isinstance(self.backend, TorchBackend) and self.backend.on_gpu
+        if not use or not isinstance(self.backend, TorchBackend):
+            return None
+        if self._engine is None:
+            from rookery.inference.gpu import GpuEngine
+
+            self._engine = GpuEngine(self.backend)
+        return self._engine
+
+    def _run(self, options: PredictOptions, items: Iterable[tuple[Any, MaskInput, str]]) -> Iterator[tuple[int, Any]]:
+        engine = self._gpu()
+        return engine.run(options, items) if engine is not None else run_pipeline(self.backend, options, items)
 
     @classmethod
     def from_path(
@@ -77,7 +100,7 @@ class Predictor:
         conf, iou, batch, merge). A bad photo or mask raises an InputError.
         """
         options = self.options.with_overrides(**overrides)
-        for _, result in run_pipeline(self.backend, options, [(image_bgr, mask, "the image")]):
+        for _, result in self._run(options, [(image_bgr, mask, "the image")]):
             if isinstance(result, _Skip):
                 raise result.error
             return result
@@ -117,7 +140,7 @@ class Predictor:
     def _stream(
         self, options: PredictOptions, items: Iterator[tuple[ImageInput, MaskInput, str]]
     ) -> Iterator[tuple[int, Boxes | Skipped]]:
-        for index, result in run_pipeline(self.backend, options, items):
+        for index, result in self._run(options, items):
             yield index, result.skipped if isinstance(result, _Skip) else result
 
 
