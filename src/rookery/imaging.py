@@ -54,3 +54,21 @@ def find_image(folder: Path, stem: str) -> Path | None:
             if candidate.is_file():
                 return candidate
     return None
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The image type by its magic bytes ("jpeg", "png", "tiff", "bmp", "webp": what OpenCV decodes), or None.
+
+    Uploads are judged by content, never by the client's file name.
+    """
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if data.startswith(b"BM"):
+        return "bmp"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None

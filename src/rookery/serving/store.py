@@ -29,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from rookery.errors import ConfigError, InputError
+from rookery.imaging import sniff_image_type
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 FileKind = Literal["upload", "annotated"]
@@ -158,17 +159,8 @@ def sanitize_file_name(name: str) -> str:
 
 def image_extension(data: bytes) -> str:
     """The file extension that matches the bytes (by content, never by the client's name)."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "tif"
-    if data.startswith(b"BM"):
-        return "bmp"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return "bin"
+    kind = sniff_image_type(data)
+    return {"jpeg": "jpg", "tiff": "tif"}.get(kind, kind) if kind else "bin"
 
 
 def normalize_url(url: str) -> URL:
