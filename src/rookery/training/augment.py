@@ -70,5 +70,6 @@ def add_transpose(trainer: Any, p: float = 0.5) -> None:
 
     dataset.build_transforms = build_with_transpose
     insert_transpose(dataset.transforms, p)
-    if hasattr(loader, "reset"):
-        loader.reset()  # the workers were started with the old transforms
+    reset = getattr(loader, "reset", None)
+    if reset is not None:
+        reset()  # the workers were started with the old transforms
