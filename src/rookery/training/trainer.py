@@ -13,7 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +40,9 @@ class TrainParams(BaseModel):
     epochs: int = Field(50, ge=1)
     imgsz: int = Field(640, ge=32)
     batch: int = Field(16, ge=1)
+    # Nominal batch: gradients are accumulated over nbs / batch batches per optimizer step. On a small data set
+    # (the demo: ~150 tiles, batch 8) Ultralytics' 64 leaves ~2 steps per epoch; nbs = batch steps every batch.
+    nbs: Annotated[int, Field(ge=1)] = 64
     device: str = ""  # "" = Ultralytics' choice (CUDA when present), "cpu", "0", "0,1"
     name: str | None = None
     experiment: str = "rookery"
@@ -55,6 +58,9 @@ class TrainParams(BaseModel):
     scale: float = 0.5
     mosaic: float = 1.0
     lr0: float = 0.01
+    # Classification loss gain (Ultralytics' 7.5 box / 0.5 cls / 1.5 dfl). A short training leaves class scores
+    # low (the boxes are right before the scores are confident); a higher gain makes them confident sooner.
+    cls: Annotated[float, Field(gt=0)] = 0.5
     optimizer: str = "auto"
     cache: bool = False
     export_onnx: bool = True
