@@ -14,13 +14,11 @@ counts per test photo within one or two animals of the truth).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -311,8 +309,7 @@ def _train(dataset: Path, key: str, params: DemoParams, settings: Settings) -> t
         name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
     )
     ensure_offline(settings)  # before Ultralytics is imported (its settings file, no downloads)
-    with _all_cores(params.device):
-        result = train(train_params, settings)
+    result = train(train_params, settings)  # on the CPU with every core (trainer._all_cores)
     if result.model_version is None or result.run_id is None:
         reasons = "; ".join(dict.fromkeys(result.problems)) or "no registered version"
         raise RookeryError(
@@ -322,22 +319,6 @@ def _train(dataset: Path, key: str, params: DemoParams, settings: Settings) -> t
     mlflow.set_tag(result.run_id, KEY_TAG, key)
     mlflow.set_model_version_tag(settings.model_name, result.model_version, KEY_TAG, key)
     return result.model_version, result.problems
-
-
-@contextlib.contextmanager
-def _all_cores(device: str) -> Iterator[None]:
-    """Let a CPU training use every core. Ultralytics sets torch's threads to cores - 1 when it picks the CPU
-    (ultralytics.utils.torch_utils.NUM_THREADS): on a 2-core laptop one core, and the training takes 1.6x
-    as long as with both (its data loading runs in the same process on the CPU, so nothing else needs it)."""
-    from ultralytics.utils import torch_utils
-
-    before = torch_utils.NUM_THREADS
-    if device == "cpu":
-        torch_utils.NUM_THREADS = max(1, os.cpu_count() or 1)
-    try:
-        yield
-    finally:
-        torch_utils.NUM_THREADS = before
 
 
 def _run_id(settings: Settings, version: str) -> str | None:

@@ -145,7 +145,8 @@ def test_train_tracks_to_mlflow_server_on_postgres(tiny_params, mlflow_server_fa
     server = mlflow_server_factory(postgres_db)
     monkeypatch.setenv("ROOKERY_TRACKING_URI", server.url)
     get_settings.cache_clear()
-    _train_and_check(tiny_params(name="server", epochs=1), server.url)
+    # with the transpose augmentation on: its callback runs inside a real training and rot90 is logged
+    _train_and_check(tiny_params(name="server", epochs=1, rot90=0.5), server.url)
 
 
 def test_server_killed_mid_training_does_not_kill_training(tiny_dataset, mlflow_server_factory, tmp_path):

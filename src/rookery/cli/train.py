@@ -28,6 +28,14 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     patience: Annotated[int, typer.Option(min=0, help="Early-stopping patience in epochs.")] = 50,
     plots: Annotated[bool, typer.Option(help="Make Ultralytics' plots and log them.")] = True,
+    rot90: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Probability of a transpose; with the flips, all 8 rotations/mirrors of a tile (0.5 for surveys).",
+        ),
+    ] = 0.0,
     register: Annotated[bool, typer.Option(help="Register the model as a new version in the registry.")] = True,
     resume: Annotated[
         str | None, typer.Option(help="Continue an interrupted training in the same MLflow run (its RUN_ID).")
@@ -57,6 +65,7 @@ def train(
         seed=seed,
         patience=patience,
         plots=plots,
+        rot90=rot90,
         register_model=register,
     )
     result = run_training(params, resume_run_id=resume)
