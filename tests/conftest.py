@@ -51,6 +51,7 @@ def _network_guard(event: str, args: tuple) -> None:
 sys.addaudithook(_network_guard)
 
 # Offline switches and third-party caches (Ultralytics, Matplotlib) for the whole session, outside ~.
+from processes import free_port, stop_process  # noqa: E402
 from rookery.config import Settings  # noqa: E402
 from rookery.offline import ensure_offline  # noqa: E402
 
@@ -89,12 +90,6 @@ def sealions() -> Path:
 # --- real services: an `mlflow server` process on loopback, a fresh PostgreSQL database -------------
 
 PG_ADMIN_URL = os.environ.get("ROOKERY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -153,13 +148,7 @@ class MlflowServer:
         raise RuntimeError(f"mlflow server not ready after {timeout}s: {self.log.read_text()[-2000:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=10)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from processes import stop_process
 from rookery.cli import app
 
 runner = CliRunner()
@@ -108,12 +109,7 @@ def _serve_and_count(args: list[str], photo: Path, port: int) -> dict[str, int]:
         assert answer.status_code == 200, answer.text
         return dict(answer.json()["results"][0]["counts"])
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=30)
 
 
 @pytest.mark.slow

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from processes import stop_process
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "deploy" / "compose.yml"
 ENV_EXAMPLE = REPO / "deploy" / ".env.example"
@@ -240,9 +242,4 @@ def test_the_tracking_servers_command_runs_against_postgresql(
         assert search("mlflow:5000") == 200  # the app's name for it
         assert search("attacker.example:5000") == 403  # DNS-rebinding protection stays on
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from processes import free_port
 from rookery.config import Settings, get_settings
 
 READY_WAIT_S = 180  # how long a test waits for a model to load on a busy 2-core machine (a wait, not an assertion)
@@ -76,7 +76,7 @@ def live_server(home: Path, tracking_uri: str, *args: str, env: dict[str, str] |
     """`python -m rookery serve ARGS` with its own home, on a free loopback port; stopped (SIGTERM) at the end."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     clean = {
         k: v
         for k, v in os.environ.items()
@@ -108,9 +108,3 @@ def live_server(home: Path, tracking_uri: str, *args: str, env: dict[str, str] |
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from processes import free_port, stop_process
 
 httpx = pytest.importorskip("httpx")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Python Playwright is not installed (dev extra)")
@@ -39,12 +40,6 @@ PHONE = {"width": 390, "height": 844}
 
 if not CHROMIUM.exists():
     pytest.skip(f"Debian chromium is not installed at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -83,12 +78,7 @@ def server(_trained_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
         print(f"\nrookery serve ready in {time.monotonic() - started:.1f} s at {url}")
         yield Server(url, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
