@@ -45,9 +45,6 @@ class NotAnImage(UploadError):
     kind = "unsupported_type"
 
 
-sniff = sniff_image_type  # the name the routes and tests use
-
-
 def display_name(name: str | None) -> str:
     """The last part of a client's file name, shortened, for messages (never used as a path)."""
     text = str(name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
@@ -104,7 +101,7 @@ def decode_upload(file_name: str | None, data: bytes, *, max_bytes: int, max_pix
         raise UploadError(f"{name} is empty")
     if len(data) > max_bytes:
         raise UploadTooLarge(f"{name} is {megabytes(len(data))}, more than the limit of {megabytes(max_bytes)}")
-    kind = sniff(data)
+    kind = sniff_image_type(data)
     if kind is None:
         raise NotAnImage(f"{name} is not a {IMAGE_TYPES} image (judged by its content, not its name)")
     header_size(name, data, max_pixels)
