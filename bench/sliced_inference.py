@@ -118,6 +118,23 @@ def run(args: argparse.Namespace, work: Path, console: Console) -> float | None:
     return report(results, sources, truth, args, console)
 
 
+def without_polars() -> None:
+    """Let Ultralytics train where polars is missing (the GPU machine: its 54 MB wheel is too big to carry).
+
+    Ultralytics imports polars only to read results.csv back (into each checkpoint, and for its plots); when
+    that read fails it stores {} instead. A stand-in `polars` whose read_csv fails gives that fallback. It goes
+    on sys.path, which Ultralytics also copies into its multi-GPU (DDP) worker processes."""
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        folder = Path(tempfile.mkdtemp(prefix="rookery-bench-no-polars-"))
+        (folder / "polars").mkdir()
+        (folder / "polars" / "__init__.py").write_text(
+            "def read_csv(*args, **kwargs):\n    raise RuntimeError('polars is not installed here')\n"
+        )
+        sys.path.insert(0, str(folder))
+
+
 def trained_model(work: Path, args: argparse.Namespace, console: Console) -> Path:
     """best.pt of a yolov8n trained on a synthetic survey, cached in `work` (--quick takes any cached one)."""
     full, quick = work / "model-full", work / "model-quick"
@@ -144,6 +161,7 @@ def trained_model(work: Path, args: argparse.Namespace, console: Console) -> Pat
     build_dataset(folder / "survey" / "points.csv", folder / "survey" / "train", survey.classes,
                   folder / "dataset", masks=folder / "survey" / "masks", params=params)  # fmt: skip
     yolo_settings.update({"mlflow": False, "sync": False})  # no MLflow run, no analytics
+    without_polars()
     model = YOLO("yolov8n.yaml")
     # Small tiles at the photos' own scale: 4x cheaper per step than 640 on a CPU, and the fully
     # convolutional network then runs on 640 tiles unchanged. One class: the counts compared are totals,

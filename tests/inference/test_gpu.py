@@ -157,10 +157,9 @@ def test_on_cuda_the_engine_finds_exactly_the_fake_squares() -> None:
         np.testing.assert_allclose(_sorted(boxes), square_boxes(SEAM_SQUARES), atol=0.3)  # type: ignore[arg-type]
 
 
-@pytest.mark.gpu
-@needs_cuda
-def test_on_cuda_counts_agree_with_the_cpu_path_within_one_percent(request: pytest.FixtureRequest) -> None:
-    """JPEG bytes decoded by nvJPEG, fp16, GPU NMS and merge vs OpenCV, float32 and numpy on the CPU."""
+def _real_model(request: pytest.FixtureRequest) -> tuple[Path, dict, list[bytes]]:
+    """Weights, options and three JPEG photos: ROOKERY_GPU_TEST_WEIGHTS on synthetic 2496x1664 scenes, else the
+    session's tiny model on small ones."""
     from rookery.data.synthetic import make_scene
 
     weights = os.environ.get("ROOKERY_GPU_TEST_WEIGHTS")
@@ -172,6 +171,14 @@ def test_on_cuda_counts_agree_with_the_cpu_path_within_one_percent(request: pyte
     for i in range(3):
         scene = make_scene(size, num_classes=5, seed=7, index=i)
         photos.append(cv2.imencode(".jpg", scene.photo, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
+    return pt, options, photos
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_on_cuda_counts_agree_with_the_cpu_path_within_one_percent(request: pytest.FixtureRequest) -> None:
+    """JPEG bytes decoded by nvJPEG, fp16, GPU NMS and merge vs OpenCV, float32 and numpy on the CPU."""
+    pt, options, photos = _real_model(request)
     on_gpu = Predictor.from_path(pt, backend="torch", device="cuda:0", **options)  # type: ignore[arg-type]
     assert on_gpu._gpu() is not None  # chosen automatically on CUDA
     on_cpu = Predictor.from_path(pt, backend="torch", device="cpu", **options)  # type: ignore[arg-type]
@@ -183,3 +190,34 @@ def test_on_cuda_counts_agree_with_the_cpu_path_within_one_percent(request: pyte
     assert abs(int(gpu_counts.sum()) - int(cpu_counts.sum())) <= 0.01 * cpu_counts.sum()
     per_class = np.abs(gpu_counts.sum(0) - cpu_counts.sum(0))
     assert np.all(per_class <= np.maximum(1, 0.01 * cpu_counts.sum(0)) + 0.01 * cpu_counts.sum())
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_on_cuda_graph_replay_gives_what_the_eager_network_gives(request: pytest.FixtureRequest) -> None:
+    pt, options, photos = _real_model(request)
+    with_graph = Predictor.from_path(pt, backend="torch", device="cuda:0", **options)  # type: ignore[arg-type]
+    eager = Predictor.from_path(pt, backend="torch", device="cuda:0", **options)  # type: ignore[arg-type]
+    eager._gpu().cuda_graph = False  # type: ignore[union-attr]
+    got, want = with_graph.predict_many(photos), eager.predict_many(photos)
+    assert any(g is not None for g in with_graph._gpu()._graphs.values())  # type: ignore[union-attr]
+    assert not eager._gpu()._graphs  # type: ignore[union-attr]
+    for a, b in zip(got, want, strict=True):
+        assert len(a) == len(b) > 0  # type: ignore[arg-type]
+        np.testing.assert_allclose(_sorted(a), _sorted(b), atol=0.05)  # type: ignore[arg-type]
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_on_cuda_a_corrupt_jpeg_in_a_decode_batch_is_skipped_and_the_rest_counted() -> None:
+    photo = square_photo(1200, 1000, SEAM_SQUARES)
+    good = cv2.imencode(".png", photo)[1].tobytes()  # lossless: the fake network needs exact colours
+    jpeg = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()
+    garbage = b"\xff\xd8\xff" + bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8))
+    # nvJPEG's call for the batch fails on the garbage, then decodes one by one; OpenCV refuses it too
+    results = _engine("cuda:0", batch=8).predict_many([jpeg, garbage, good, b"not a photo", jpeg, good])
+    assert [isinstance(r, Skipped) for r in results] == [False, True, False, True, False, False]
+    assert "not a readable image" in results[1].reason  # type: ignore[union-attr]
+    for r in (results[2], results[5]):
+        np.testing.assert_allclose(_sorted(r), square_boxes(SEAM_SQUARES), atol=0.3)  # type: ignore[arg-type]
+    assert len(results[0]) > 0 and len(results[0]) == len(results[4])  # type: ignore[arg-type]

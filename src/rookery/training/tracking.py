@@ -99,6 +99,12 @@ class RunTracker:
     def complete(self) -> bool:
         return not self.problems
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled in another process (Ultralytics' DDP workers): point MLflow there at the same store.
+        The calls below name the run, so they need no active run in that process."""
+        self.__dict__.update(state)
+        configure_client(self.tracking_uri)
+
     def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         if self._dead:
             self.problems.append(what)
@@ -187,7 +193,14 @@ class RunTracker:
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         import mlflow
 
-        self._call("logging metrics", mlflow.log_metrics, dict(metrics), step=step)
+        self._call("logging metrics", mlflow.log_metrics, dict(metrics), step=step, run_id=self.run_id)
+
+    def latest_metrics(self, prefix: str = "") -> dict[str, float]:
+        """The run's latest value of each metric whose name starts with `prefix` (empty when unknown)."""
+        if self.run_id is None:
+            return {}
+        run = self._call("reading the run's metrics", lambda: client(self.tracking_uri).get_run(self.run_id))
+        return {k: float(v) for k, v in run.data.metrics.items() if k.startswith(prefix)} if run else {}
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         import mlflow

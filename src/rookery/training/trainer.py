@@ -144,7 +144,10 @@ def _device_name(device: str) -> str:
 class _EpochLogger:
     """Ultralytics callbacks that log per-epoch metrics (step = epoch, 1-based) and the best model's
     final validation (`best/...`). Ultralytics calls on_fit_epoch_end once more after the last epoch
-    for that final validation; it is the one call not preceded by on_train_epoch_start."""
+    for that final validation; it is the one call not preceded by on_train_epoch_start.
+
+    Multi-GPU (DDP) training: Ultralytics pickles the callbacks (cloudpickle) into its worker processes, so
+    this object and its RunTracker go with them; only rank 0 logs (the other ranks see partial metrics)."""
 
     def __init__(self, tracker: RunTracker) -> None:
         self.tracker = tracker
@@ -157,6 +160,8 @@ class _EpochLogger:
         self.epoch_start = time.perf_counter()
 
     def on_fit_epoch_end(self, trainer: Any) -> None:
+        if int(os.environ.get("RANK", -1)) > 0:  # a DDP worker other than rank 0
+            return
         val = {metric_name(k): float(v) for k, v in trainer.metrics.items()}
         if not self.in_epoch:  # final validation of best.pt
             self.best = {k.replace("metrics/", "best/"): v for k, v in val.items() if k.startswith("metrics/")}
@@ -252,7 +257,9 @@ def train(params: TrainParams, settings: Settings | None = None, resume_run_id: 
         if onnx is not None:
             tracker.log_artifact(onnx, "weights")
         version = _package(tracker, best, onnx, manifest, params, settings.model_name)
-    return TrainResult(tracker.run_id, save_dir, best, onnx, version, tracker.problems, epochs.best)
+        # after a DDP training the metrics were logged by the rank-0 worker process: read them back
+        metrics = epochs.best or tracker.latest_metrics("best/")
+    return TrainResult(tracker.run_id, save_dir, best, onnx, version, tracker.problems, metrics)
 
 
 def _add_callbacks(model: Any, epochs: _EpochLogger, params: TrainParams) -> None:
