@@ -7,17 +7,21 @@ The CPU pipeline (pipeline.py) spends its time in the network; on a GPU the netw
 everything around it done the CPU way (decode with OpenCV, crop and pad in numpy, per-tile NMS and the
 seam merge in numpy), so here all of that stays on the GPU:
 
-- JPEG bytes are decoded by nvJPEG (`torchvision.io.decode_jpeg(device="cuda")`); other formats, and a
-  JPEG that nvJPEG refuses, are decoded by OpenCV and uploaded from pinned memory. Decoding runs in
-  worker threads, each with its own CUDA stream, a few photos ahead of the network. Measured on an H100
-  (bench/gpu_throughput.py, 4992x3328 photos): nvJPEG 11 ms a photo, OpenCV 156 ms on one core; the
-  whole engine ran 48 photos/s decoding with nvJPEG only (4 threads), but 41 with "auto" (nvJPEG when
-  free, else OpenCV, 8 threads) and 40 with OpenCV only: OpenCV threads take the CPU that the thread
-  feeding the GPU needs. Hence the default "gpu" with 4 workers.
+- JPEG bytes are decoded by nvJPEG (`torchvision.io.decode_jpeg(device="cuda")`), 8 photos per call, which
+  torchvision runs as one batch on the GPU's hardware JPEG engines where there are some (A100, H100), off
+  the SMs that run the network; other formats, and a JPEG that nvJPEG refuses, are decoded by OpenCV and
+  uploaded from pinned memory. Decoding runs in worker threads, each with its own CUDA stream, a group or
+  two ahead of the network. Measured on an H100 (bench/gpu_throughput.py, 4992x3328 photos): nvJPEG 4 ms
+  a photo in a list of 8, 11.5 ms one at a time, OpenCV 160 ms on one core (so OpenCV is a fallback only:
+  its threads take the CPU that the thread feeding the GPU needs).
 - Tiles are views of the photo tensor, copied straight into one fp16 batch (tiles of several photos
-  share a batch); the network runs in fp16 (channels-last: the layout tensor cores want).
+  share a batch); the network runs in fp16 (channels-last: the layout tensor cores want). Full batches are
+  replayed from a CUDA graph captured on first use: launching yolov8n's ~250 kernels one by one from
+  Python takes about as long as the GPU needs to run them, and that CPU time is what the post-processing
+  needs (H100: 55 photos/s eager, 83 with the graph).
 - The raw head output is decoded on a second stream (confidence filter, `torchvision.ops.batched_nms`
-  per tile and class), so the post-processing of batch k overlaps the network on batch k + 1.
+  per tile and class); two batches are in flight, so the post-processing of batch k overlaps the
+  network on batches k + 1 and k + 2.
 - The seam merge reproduces merge.py's "nms" rule exactly (IoU, or IoS when a box is cut by an inner
   tile edge; whole boxes rank first) with a dense pairwise matrix and a fixed-point iteration of greedy
   suppression; "greedy" merging and photos with more than GPU_MERGE_MAX boxes use merge.py on the CPU.
