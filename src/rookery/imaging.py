@@ -18,14 +18,24 @@ MAX_PIXELS = 300_000_000
 def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """Return the image as a uint8 array (BGR for colour, as OpenCV keeps it)."""
     path = Path(path)
+    return decode_image(read_bytes(path), path.name, flags)
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes, or an InputError when there is no such file."""
+    path = Path(path)
     if not path.is_file():
         raise InputError(f"{path} does not exist")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    if data.size == 0:
-        raise InputError(f"{path.name} is empty")
-    image = cv2.imdecode(data, flags)
+    return path.read_bytes()
+
+
+def decode_image(data: bytes, name: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """Encoded image bytes as a uint8 array (BGR for colour), or an InputError naming `name`."""
+    if not data:
+        raise InputError(f"{name} is empty")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if image is None:
-        raise InputError(f"{path.name} is not a readable image (corrupt or not an image file)")
+        raise InputError(f"{name} is not a readable image (corrupt or not an image file)")
     return image
 
 
