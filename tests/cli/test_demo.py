@@ -7,13 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from processes import stop_process
+from processes import stop_process, wait_ready
 from rookery.cli import app
 
 runner = CliRunner()
@@ -92,18 +91,7 @@ def _serve_and_count(args: list[str], photo: Path, port: int) -> dict[str, int]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        else:
-            proc.kill()
-            proc.wait()
-            pytest.fail(f"the demo's web page never became ready (exit {proc.returncode}): {log.read_text()[-2000:]}")
+        wait_ready(base, proc, log, timeout=180)
         with photo.open("rb") as f:
             answer = httpx.post(f"{base}/api/v1/predict", files={"files": (photo.name, f, "image/jpeg")}, timeout=120)
         assert answer.status_code == 200, answer.text

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from processes import free_port, stop_process
+from processes import free_port, stop_process, wait_ready
 
 httpx = pytest.importorskip("httpx")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Python Playwright is not installed (dev extra)")
@@ -74,25 +74,11 @@ def server(_trained_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
     url = f"http://127.0.0.1:{port}"
     started = time.monotonic()
     try:
-        _wait_ready(url, proc, log)
+        wait_ready(url, proc, log)
         print(f"\nrookery serve ready in {time.monotonic() - started:.1f} s at {url}")
         yield Server(url, log)
     finally:
         stop_process(proc)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"rookery serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"rookery serve was not ready after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
