@@ -37,6 +37,18 @@ def build(
     scale: Annotated[
         float, typer.Option(help="Resize photos, masks and points by this factor before tiling (0.5 = half).")
     ] = 1.0,
+    resolution: Annotated[
+        float | None,
+        typer.Option(
+            help="Bring every photo to this fraction of full resolution before tiling (instead of --scale), so "
+            "photos of mixed scales show animals at one size; a photo's own fraction is its long side / "
+            "--frame-px. 0.5 for the sea lion recipe."
+        ),
+    ] = None,
+    frame_px: Annotated[
+        int | None,
+        typer.Option(help="With --resolution: the long side of a full-resolution photo [default: the longest given]."),
+    ] = None,
     min_visible: Annotated[
         float, typer.Option(help="Keep a box in a tile when at least this fraction of its area is inside.")
     ] = 0.5,
@@ -68,6 +80,8 @@ def build(
         tile=tile,
         overlap=overlap,
         scale=scale,
+        resolution=resolution,
+        frame_px=frame_px,
         min_visible=min_visible,
         empty_fraction=empty_fraction,
     )

@@ -26,7 +26,8 @@ import numpy as np
 import yaml
 
 from rookery import __version__
-from rookery.data.boxes import ESTIMATE_NOTE, resolve_box_sizes
+from rookery.data.boxes import ESTIMATE_NOTE, estimate_box_sizes
+from rookery.data.scale import frame_px_of, photo_scales, scale_labels
 from rookery.data.classes import Classes
 from rookery.data.manifest import (
     SPLITS,
@@ -52,6 +53,11 @@ class BuildParams:
     tile: int = 640  # tile side in pixels, after `scale`
     overlap: int = 64  # pixels shared by neighbouring tiles
     scale: float = 1.0  # resize photos (and masks, points, boxes) by this factor before tiling
+    # Ground resolution (see rookery.data.scale): with `resolution`, each photo is resized to this fraction of
+    # full resolution instead of by `scale`; a photo's own fraction is its long side / `frame_px` (None: the
+    # longest side among the photos), so 1/4-scale copies and full-resolution photos end up alike.
+    resolution: float | None = None
+    frame_px: int | None = None
     min_visible: float = 0.5  # keep a box in a tile when at least this fraction of it is inside
     empty_fraction: float = 0.1  # fraction of the tiles without labels kept as negatives
     jpeg_quality: int = 95
@@ -68,6 +74,10 @@ class BuildParams:
             )
         if not 0 < self.scale <= 8:
             raise ConfigError(f"scale must be above 0 and at most 8, got {self.scale}")
+        if self.resolution is not None and not 0 < self.resolution <= 8:
+            raise ConfigError(f"resolution must be above 0 and at most 8, got {self.resolution}")
+        if self.frame_px is not None and self.frame_px < 1:
+            raise ConfigError(f"frame_px must be a positive number of pixels, got {self.frame_px}")
         if not 0 < self.min_visible <= 1:
             raise ConfigError(f"min_visible must be above 0 and at most 1, got {self.min_visible}")
         if not 0 <= self.empty_fraction <= 1:
@@ -104,12 +114,22 @@ def build_dataset(
         raise InputError(f"no photos: {images} holds no image and {points.name} names none")
     if masks is not None and not Path(masks).is_dir():
         raise InputError(f"masks folder {masks} does not exist")
-    sizes = resolve_box_sizes(classes, labels.values())
+    photo_files = {s: find_image(images, s) for s in stems}
+    if params.resolution is not None and params.frame_px is None:  # recorded: the model counts by the same rule
+        params = dataclasses.replace(params, frame_px=frame_px_of(photo_files, params))
+    scales = photo_scales(photo_files, params)
+    # Box sides in the tiles' pixels: estimated on the points brought to the tiles' resolution first, so photos
+    # of different scales measure the same animals. classes.yaml's `box:` is at the photos' own scale.
+    scaled_labels = [scale_labels(lab, scales.get(s, params.scale)) for s, lab in labels.items()]
+    sizes = [
+        float(spec.box) * (params.scale if params.resolution is None else 1.0) if spec.box is not None else z
+        for spec, z in zip(classes, estimate_box_sizes(scaled_labels, classes), strict=True)
+    ]
     warnings = [
-        f"{c.name}: boxes of {z * params.scale:.0f} px may be dropped from every tile (overlap "
+        f"{c.name}: boxes of {z:.0f} px may be dropped from every tile (overlap "
         f"{params.overlap} px, min_visible {params.min_visible:g}); raise --overlap above the box size"
         for c, z in zip(classes, sizes, strict=True)
-        if not _always_kept(z * params.scale, params.overlap, params.min_visible)
+        if not _always_kept(z, params.overlap, params.min_visible)
     ]
     if masks is not None:
         unmasked = [s for s in stems if _mask_path(Path(masks), s) is None]
@@ -127,13 +147,14 @@ def build_dataset(
         jobs = [
             PhotoJob(
                 stem=s,
-                image=find_image(images, s),
+                image=photo_files[s],
                 mask=None if masks is None else _mask_path(Path(masks), s),
                 points=labels[s].points if s in labels else Points.empty(),
                 sizes=tuple(sizes),
                 classes=tuple(classes.names),
                 params=params,
                 staging=staging,
+                scale=scales.get(s, params.scale),
             )
             for s in stems
         ]
@@ -231,6 +252,7 @@ def _assemble(
                 counts_in_mask=dict(zip(names, r.counts_in_mask, strict=True)),
                 tiles=len(r.tiles),
                 negatives=sum(neg for _, neg in r.tiles),
+                scale=job.scale,
             )
         )
     shutil.rmtree(work / "staging")

@@ -41,6 +41,7 @@ class PhotoEntry(BaseModel):
     counts_in_mask: dict[str, int]  # per class: points inside the photo and its mask (counting ground truth)
     tiles: int  # tiles written (with labels + negatives)
     negatives: int  # of which without labels
+    scale: float = 1.0  # the resize factor from the photo to its tiles
 
 
 class SkippedEntry(BaseModel):
@@ -49,7 +50,7 @@ class SkippedEntry(BaseModel):
 
 
 class BoxSizeEntry(BaseModel):
-    size: float  # side in pixels at the photo's scale (before `scale`)
+    size: float  # side in pixels of the tiles (after each photo's resize)
     estimated: bool
 
 

@@ -98,6 +98,7 @@ class PhotoJob:
     classes: tuple[str, ...]
     params: BuildParams
     staging: Path
+    scale: float = 1.0  # this photo's resize factor (BuildParams.scale, or from its ground resolution)
 
     def __str__(self) -> str:
         return self.stem
@@ -164,7 +165,7 @@ def _tile_photo(job: PhotoJob, result: PhotoResult) -> None:
     result.file, result.bytes, result.size = job.image.name, job.image.stat().st_size, (w, h)
     result.counts_in_mask = pts.counts(n_classes).tolist()
 
-    s = job.params.scale
+    s = job.scale
     if s != 1.0:
         sw, sh = max(1, round(w * s)), max(1, round(h * s))
         interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
@@ -173,7 +174,7 @@ def _tile_photo(job: PhotoJob, result: PhotoResult) -> None:
             mask = cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_NEAREST)
         pts = Points((pts.xy + 0.5) * [sw / w, sh / h] - 0.5, pts.cls)
         w, h = sw, sh
-    boxes = points_to_boxes(pts, [z * s for z in job.sizes], (w, h))
+    boxes = points_to_boxes(pts, job.sizes, (w, h))  # sides already at the tiles' resolution
     if mask is not None:
         image = blank_ignored(image, mask)
 

@@ -25,6 +25,9 @@ class PredictOptions:
     # The network's input side: tiles of `tile` photo pixels are resized to it when it differs, so the
     # network sees objects at the scale it was trained on (Ultralytics resizes each tile to `imgsz`).
     imgsz: int | None = None
+    # The typical length of an adult animal in the photos' pixels, for a model trained at a canonical ground
+    # resolution (rookery.data.scale): None = estimated from each photo's size by the frame rule.
+    animal_px: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("tile", "overlap", "batch"):
@@ -39,6 +42,8 @@ class PredictOptions:
             isinstance(self.imgsz, bool) or not isinstance(self.imgsz, int) or self.imgsz < 1
         ):
             raise ConfigError(f"imgsz must be a positive number of pixels, got {self.imgsz!r}")
+        if self.animal_px is not None and (isinstance(self.animal_px, bool) or not self.animal_px > 0):
+            raise ConfigError(f"animal_px must be a positive number of pixels, got {self.animal_px!r}")
         if self.batch < 1:
             raise ConfigError(f"batch must be at least 1, got {self.batch}")
         if not 0.0 <= self.conf < 1.0:

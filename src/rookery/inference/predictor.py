@@ -20,18 +20,34 @@ import numpy as np
 
 from rookery.errors import InputError
 from rookery.inference.backends import Backend, BackendName, open_backend
+from rookery.inference.calibration import CountCalibration
+from rookery.inference.canonical import Canonical, scaled_groups
 from rookery.inference.options import MergeMode, PredictOptions
 from rookery.inference.pipeline import ImageInput, MaskInput, _Skip, check_fits, run_pipeline
 from rookery.types import Boxes, Skipped
 
 
 class Predictor:
-    def __init__(self, backend: Backend, options: PredictOptions | None = None, gpu_engine: bool | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        options: PredictOptions | None = None,
+        gpu_engine: bool | None = None,
+        calibration: CountCalibration | None = None,
+        canonical: Canonical | None = None,
+    ) -> None:
         """`gpu_engine`: run photos through the all-GPU engine (gpu.py: nvJPEG decode, fp16, GPU NMS and
-        merge); None (the default) does so when the backend is PyTorch on a CUDA GPU."""
+        merge); None (the default) does so when the backend is PyTorch on a CUDA GPU.
+
+        `calibration`: per-class score thresholds and the count interval's error model (calibration.py); its
+        thresholds replace `options.conf` per class (a detection counts when its score reaches its class's).
+        `canonical`: the ground resolution the model was trained at (canonical.py); each photo is then resized
+        to it (tile and overlap are in the model's pixels), by its size or by `options.animal_px`."""
         self.backend = backend
         self.options = options or PredictOptions()
         self.gpu_engine = gpu_engine
+        self.calibration = calibration
+        self.canonical = canonical
         self._engine: Any = None
 
     def _gpu(self) -> Any:
@@ -49,9 +65,41 @@ class Predictor:
             self._engine = GpuEngine(self.backend)
         return self._engine
 
-    def _run(self, options: PredictOptions, items: Iterable[tuple[Any, MaskInput, str]]) -> Iterator[tuple[int, Any]]:
+    def _run(
+        self, options: PredictOptions, items: Iterable[tuple[Any, MaskInput, str]], per_class: bool = True
+    ) -> Iterator[tuple[int, Any]]:
+        """Results in input order. `per_class`: apply the calibration's class thresholds (off when the caller
+        set `conf` for this call: one threshold for all classes then)."""
+        th = self.thresholds if per_class else None
+        if th is not None:  # decode at the lowest class threshold; _filtered applies each class's own
+            options = options.with_overrides(conf=float(min(th)))
+        if self.canonical is None:
+            yield from _filtered(self._run_one(options, items), th)
+            return
+        offset = 0  # photos of one size share options, so consecutive ones still share batches
+        for opts, group in scaled_groups(self.canonical, options, items):
+            for index, result in _filtered(self._run_one(opts, group), th):
+                yield offset + index, result
+            offset += len(group)
+
+    def _run_one(
+        self, options: PredictOptions, items: Iterable[tuple[Any, MaskInput, str]]
+    ) -> Iterator[tuple[int, Any]]:
         engine = self._gpu()
         return engine.run(options, items) if engine is not None else run_pipeline(self.backend, options, items)
+
+    @property
+    def thresholds(self) -> np.ndarray | None:
+        """Per-class score thresholds from the calibration, or None (one threshold: options.conf)."""
+        if self.calibration is None or self.calibration.thresholds is None:
+            return None
+        return np.asarray(self.calibration.thresholds, dtype=np.float64)
+
+    def count_intervals(self, counts: np.ndarray) -> np.ndarray:
+        """(num_classes, 2) int64: the low and high end of each class's count interval (calibration.py; 90 %
+        by default). A model without a calibration gets the uncalibrated default (about +-40 %)."""
+        calibration = self.calibration or CountCalibration.default(len(self.class_names))
+        return calibration.intervals(counts)
 
     @classmethod
     def from_path(
@@ -100,7 +148,7 @@ class Predictor:
         conf, iou, batch, merge). A bad photo or mask raises an InputError.
         """
         options = self.options.with_overrides(**overrides)
-        for _, result in self._run(options, [(image_bgr, mask, "the image")]):
+        for _, result in self._run(options, [(image_bgr, mask, "the image")], "conf" not in overrides):
             if isinstance(result, _Skip):
                 raise result.error
             return result
@@ -135,13 +183,22 @@ class Predictor:
         if isinstance(images, Sequence) and isinstance(masks, Sequence) and len(images) != len(masks):
             raise InputError(f"{len(images)} images but {len(masks)} masks were given; give one mask per image")
         check_fits(self.backend, options)
-        return self._stream(options, _pair(images, masks, names))
+        return self._stream(options, _pair(images, masks, names), "conf" not in overrides)
 
     def _stream(
-        self, options: PredictOptions, items: Iterator[tuple[ImageInput, MaskInput, str]]
+        self, options: PredictOptions, items: Iterator[tuple[ImageInput, MaskInput, str]], per_class: bool
     ) -> Iterator[tuple[int, Boxes | Skipped]]:
-        for index, result in self._run(options, items):
+        for index, result in self._run(options, items, per_class):
             yield index, result.skipped if isinstance(result, _Skip) else result
+
+
+def _filtered(results: Iterator[tuple[int, Any]], thresholds: np.ndarray | None) -> Iterator[tuple[int, Any]]:
+    """Keep each photo's detections that reach their class's threshold."""
+    for index, result in results:
+        if thresholds is not None and isinstance(result, Boxes) and len(result):
+            assert result.score is not None
+            result = result.select(result.score >= thresholds[result.cls])
+        yield index, result
 
 
 def _pair(
