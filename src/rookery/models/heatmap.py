@@ -20,6 +20,7 @@ inference.backends.TorchBackend loads like an Ultralytics one.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -132,39 +133,36 @@ def peaks_as_detections(heat: torch.Tensor, box_sizes: torch.Tensor, stride: int
 
 
 def gaussian_targets(
-    points: list[torch.Tensor], classes: list[torch.Tensor], sigmas: torch.Tensor, shape: tuple[int, int]
-) -> torch.Tensor:
-    """(N, nc, h, w) targets: per image and class, the maximum of Gaussians around its points (1 at a
-    point's cell). `points` are (K, 2) x, y in input pixels (pixel-centre convention), `sigmas` per class in
-    output cells."""
-    h, w = shape
+    points: torch.Tensor, cls_img: torch.Tensor, sigmas: tuple[float, ...], shape: tuple[int, int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(targets, peaks), both (N, nc, h, w) for shape (N, h, w): per image and class a Gaussian around each
+    point (1 at the point's cell; overlapping ones add up, capped at 1), and the points' own cells.
+
+    `points` (K, 2) are x, y in input pixels (pixel-centre convention), `cls_img` (K, 2) their class and image
+    index, `sigmas` per class in output cells. One scatter and one depthwise convolution per batch."""
+    n, h, w = shape
     nc = len(sigmas)
-    device = sigmas.device
-    out = torch.zeros(len(points), nc, h, w, device=device)
-    ys = torch.arange(h, device=device, dtype=torch.float32).view(1, h, 1)
-    xs = torch.arange(w, device=device, dtype=torch.float32).view(1, 1, w)
-    for i, (xy, c) in enumerate(zip(points, classes, strict=True)):
-        if len(xy) == 0:
-            continue
-        cell = (xy + 0.5) / STRIDE - 0.5  # input pixel centres -> output cell coordinates
-        peak_cell = cell.round()  # the point's own cell reaches exactly 1
-        s = sigmas[c].view(-1, 1, 1)
-        g = torch.exp(
-            -((xs - peak_cell[:, 0].view(-1, 1, 1)) ** 2 + (ys - peak_cell[:, 1].view(-1, 1, 1)) ** 2) / (2 * s * s)
-        )  # (K, h, w)
-        for k in range(nc):
-            sel = c == k
-            if sel.any():
-                out[i, k] = torch.maximum(out[i, k], g[sel].amax(dim=0))
-    return out
+    device = points.device
+    peaks = torch.zeros(n, nc, h, w, device=device)
+    if len(points):
+        cell = ((points + 0.5) / STRIDE - 0.5).round().long()  # input pixel centres -> output cells
+        col, row = cell[:, 0].clamp(0, w - 1), cell[:, 1].clamp(0, h - 1)
+        peaks.index_put_((cls_img[:, 1], cls_img[:, 0], row, col), torch.ones(len(points), device=device))
+    radius = math.ceil(3 * max(sigmas))  # from Python floats: no wait for the device
+    r = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
+    s = torch.tensor(sigmas, device=device).view(-1, 1, 1)
+    g = torch.exp(-(r.view(1, -1, 1) ** 2 + r.view(1, 1, -1) ** 2) / (2 * s**2))  # (nc, k, k)
+    targets = F.conv2d(peaks, g.unsqueeze(1), padding=radius, groups=nc).clamp_(max=1.0)
+    return torch.maximum(targets, peaks), peaks
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+def focal_loss(
+    logits: torch.Tensor, target: torch.Tensor, pos: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """CenterNet's penalty-reduced focal loss (alpha 2, beta 4), summed and divided by the number of peaks.
 
-    `weight` (N, 1, h, w) in [0, 1] masks cells out of the loss (the ignore region of a photo)."""
+    `pos` marks the points' cells; `weight` (N, 1, h, w) in [0, 1] masks cells out of the loss."""
     p = torch.sigmoid(logits.float()).clamp(1e-4, 1 - 1e-4)
-    pos = target.ge(0.999).float()
     neg = 1.0 - pos
     pos_loss = -torch.log(p) * (1 - p) ** 2 * pos
     neg_loss = -torch.log(1 - p) * p**2 * (1 - target) ** 4 * neg

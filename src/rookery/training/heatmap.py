@@ -13,6 +13,7 @@ cosine over that budget, and the weights that are kept are an exponential moving
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 class HeatmapParams:
     seconds: float = 300.0  # wall-time budget of the training steps
     steps: int | None = None  # or a fixed number of steps (whichever ends first)
-    batch: int = 32
+    batch: int = 64  # the network is small: a step costs about the same at 16 or 64 crops on a GPU
     crop: int = 256  # training crop side in tile pixels (a multiple of 16)
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -110,13 +111,17 @@ def train_heatmap(
     model = HeatmapNet(names, box_sizes, widths=params.widths).to(device)
     if on_gpu:
         model = model.to(memory_format=torch.channels_last)
-    ema = torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(params.ema), use_buffers=True
-    )
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     data = torch.from_numpy(tiles.images).to(device)  # (N, S, S, 3) uint8
-    sigmas = torch.tensor([float(np.clip(b / (6.0 * STRIDE), 1.0, 3.0)) for b in box_sizes], device=device)
+    sigmas = tuple(float(np.clip(b / (6.0 * STRIDE), 1.0, 3.0)) for b in box_sizes)  # output cells
     crop, side = params.crop, tiles.images.shape[1]
+    has_animals = np.array([len(p) > 0 for p in tiles.points], dtype=np.float64)
+    weights = 1.0 + 2.0 * has_animals  # see _batch
+    weights /= weights.sum()
+    torch.backends.cudnn.benchmark = True  # one crop size all along: cuDNN picks its fastest kernels once
     if crop % 16 or crop > side:
         crop = max(16, min(side, crop) // 16 * 16)
     start, step = time.perf_counter(), 0
@@ -132,16 +137,16 @@ def train_heatmap(
         lr = params.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, pts, cls = _batch(data, tiles, gen, params, crop, side)
-        target = gaussian_targets(pts, cls, sigmas, (x.shape[2] // STRIDE, x.shape[3] // STRIDE))
+        x, pts, cls_img = _batch(data, tiles, gen, params, crop, side, weights)
+        target, pos = gaussian_targets(pts, cls_img, sigmas, (len(x), x.shape[2] // STRIDE, x.shape[3] // STRIDE))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu):
             logits = model(x)
-        loss = focal_loss(logits, target)
+        loss = focal_loss(logits, target, pos)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         opt.step()
-        ema.update_parameters(model)
+        _ema_update(ema, model, params.ema * (1 - math.exp(-(step + 1) / 200)))  # ramped: short runs too
         losses.append(float(loss.detach()) if step % 10 == 0 else losses[-1] if losses else 0.0)
         step += 1
         if on_log is not None and step % params.log_every == 0:
@@ -157,56 +162,93 @@ def train_heatmap(
                 },
             )
     log.info("heatmap training: %d steps in %.0f s", step, time.perf_counter() - start)
-    final = ema.module.float().cpu().eval()
+    final = ema.float().cpu().eval()
     if on_gpu:
         final = final.to(memory_format=torch.contiguous_format)
     final.train_steps = step  # type: ignore[assignment]
     return final
 
 
+def _ema_update(ema: Any, model: Any, decay: float) -> None:
+    """ema = decay * ema + (1 - decay) * model, parameters and buffers (YOLO's ramped EMA)."""
+    import torch
+
+    with torch.no_grad():
+        for e, m in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
+            if e.dtype.is_floating_point:
+                e.mul_(decay).add_(m.detach(), alpha=1 - decay)
+            else:
+                e.copy_(m)
+
+
 def _batch(
-    data: Any, tiles: TileSet, gen: np.random.Generator, params: HeatmapParams, crop: int, side: int
-) -> tuple[Any, list[Any], list[Any]]:
-    """A training batch on the device: random crops (with a rescale), symmetries and colour jitter."""
+    data: Any, tiles: TileSet, gen: np.random.Generator, params: HeatmapParams, crop: int, side: int, weights: np.ndarray
+) -> tuple[Any, Any, Any]:
+    """A training batch on the device: random crops (one rescale per batch), one of the 8 symmetries per crop,
+    and a brightness/contrast jitter; the points as one (K, 2) array with their image and class indices.
+
+    Tiles with animals are drawn `weights` times as often as empty ones (empty tiles still teach what a rock
+    or a wave looks like, but most steps should see animals). One gather, eight symmetry groups and one
+    transfer of the points: a step never waits for Python."""
     import torch
     import torch.nn.functional as F
 
     device = data.device
-    idx = gen.integers(0, len(tiles), params.batch)
+    b = params.batch
+    idx = gen.choice(len(tiles), b, p=weights)
     j = params.scale_jitter
     factor = float(gen.uniform(1 - j, 1 + j)) if j > 0 else 1.0
     src = min(side, max(16, round(crop / factor)))  # crop this many tile pixels, resize to `crop`
-    x0s = gen.integers(0, side - src + 1, params.batch)
-    y0s = gen.integers(0, side - src + 1, params.batch)
-    crops = torch.stack([data[i, y : y + src, x : x + src] for i, x, y in zip(idx, x0s, y0s, strict=True)])
+    x0s = gen.integers(0, side - src + 1, b)
+    y0s = gen.integers(0, side - src + 1, b)
+    ar = torch.arange(src, device=device)
+    rows = (torch.as_tensor(y0s, device=device)[:, None] + ar)[:, :, None]  # (b, src, 1)
+    cols = (torch.as_tensor(x0s, device=device)[:, None] + ar)[:, None, :]  # (b, 1, src)
+    crops = data[torch.as_tensor(idx, device=device)[:, None, None], rows, cols]  # (b, src, src, 3)
     x = crops.permute(0, 3, 1, 2).flip(1).float().div_(255.0)  # BGR uint8 NHWC -> RGB float NCHW
     f = crop / src
     if src != crop:
         x = F.interpolate(x, size=(crop, crop), mode="bilinear", align_corners=False, antialias=src > crop)
-    pts, cls = [], []
-    ops = gen.integers(0, 8, params.batch)
-    out = torch.empty_like(x)
-    for b, (i, x0, y0, op) in enumerate(zip(idx, x0s, y0s, ops, strict=True)):
+    ops = gen.integers(0, 8, b)
+    for op in range(1, 8):  # the 8 symmetries of the square, applied to the crops in groups
+        sel = np.flatnonzero(ops == op)
+        if not len(sel):
+            continue
+        part = x[sel]
+        if op & 4:
+            part = part.transpose(2, 3)
+        if op & 1:
+            part = part.flip(3)
+        if op & 2:
+            part = part.flip(2)
+        x[sel] = part
+    xy_all, cls_all, img_all = [], [], []
+    for k, (i, x0, y0, op) in enumerate(zip(idx, x0s, y0s, ops, strict=True)):
         xy, c = tiles.points[i], tiles.classes[i]
+        if not len(xy):
+            continue
         inside = (xy[:, 0] >= x0 - 0.5) & (xy[:, 0] < x0 + src - 0.5) & (xy[:, 1] >= y0 - 0.5) & (xy[:, 1] < y0 + src - 0.5)
         p = (xy[inside] - [x0, y0] + 0.5) * f - 0.5
-        img = x[b]
-        if op & 4:  # transpose
-            img, p = img.transpose(1, 2), p[:, ::-1]
-        if op & 1:  # flip left-right
-            img, p = img.flip(2), np.column_stack([crop - 1 - p[:, 0], p[:, 1]])
-        if op & 2:  # flip up-down
-            img, p = img.flip(1), np.column_stack([p[:, 0], crop - 1 - p[:, 1]])
-        out[b] = img
-        pts.append(torch.as_tensor(np.ascontiguousarray(p), dtype=torch.float32, device=device))
-        cls.append(torch.as_tensor(c[inside], dtype=torch.long, device=device))
-    gain = torch.as_tensor(gen.uniform(0.75, 1.25, (params.batch, 1, 1, 1)), dtype=out.dtype, device=device)
-    bias = torch.as_tensor(gen.uniform(-0.08, 0.08, (params.batch, 1, 1, 1)), dtype=out.dtype, device=device)
-    mean = out.mean(dim=(1, 2, 3), keepdim=True)
-    out = ((out - mean) * gain + mean + bias).clamp_(0, 1)
+        if op & 4:
+            p = p[:, ::-1]
+        if op & 1:
+            p = np.column_stack([crop - 1 - p[:, 0], p[:, 1]])
+        if op & 2:
+            p = np.column_stack([p[:, 0], crop - 1 - p[:, 1]])
+        xy_all.append(p)
+        cls_all.append(c[inside])
+        img_all.append(np.full(int(inside.sum()), k))
+    pts = np.concatenate(xy_all) if xy_all else np.zeros((0, 2))
+    cls = np.concatenate(cls_all) if cls_all else np.zeros(0, np.int64)
+    img = np.concatenate(img_all) if img_all else np.zeros(0, np.int64)
+    packed = torch.as_tensor(np.column_stack([pts, cls, img]).astype(np.float32)).to(device, non_blocking=True)
+    gain = torch.as_tensor(gen.uniform(0.75, 1.25, (b, 1, 1, 1)), dtype=x.dtype).to(device, non_blocking=True)
+    bias = torch.as_tensor(gen.uniform(-0.08, 0.08, (b, 1, 1, 1)), dtype=x.dtype).to(device, non_blocking=True)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * gain + mean + bias).clamp_(0, 1)
     if device.type == "cuda":
-        out = out.contiguous(memory_format=torch.channels_last)
-    return out, pts, cls
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, packed[:, :2], packed[:, 2:].long()
 
 
 def save_checkpoint(model: Any, path: Path, extra: dict[str, Any] | None = None) -> Path:
