@@ -30,17 +30,13 @@ true or predicted animal whose truth lies in the interval). Last line:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 QUARTER = ("0", "1", "4", "6", "8")
@@ -91,9 +87,8 @@ def main(argv: list[str] | None = None) -> float | None:
 def run(args: argparse.Namespace, quarter: Path, full: Path, work: Path) -> float:
     os.environ.setdefault("ROOKERY_HOME", str(work / "home"))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from sealions_data import assign_folds, gather_photos, subset
-
     from rookery.data.classes import Classes
+    from sealions_data import assign_folds, gather_photos, subset
 
     classes = Classes.load(ROOT / "examples" / "sealions" / "classes.yaml")
     t0 = time.perf_counter()
@@ -101,9 +96,9 @@ def run(args: argparse.Namespace, quarter: Path, full: Path, work: Path) -> floa
     names = [p for p in photos.stems if args.photos is None or p in args.photos.split(",")]
     folds = assign_folds(photos, names, args.folds)
     wanted = [m for m in METHODS if m.split()[0] in args.methods.split(",")]
-    print(f"photos: {len(names)} ({', '.join(names)}), {args.folds} folds: "
-          + "; ".join(f"{k}: {','.join(f)}" for k, f in enumerate(folds))
-          + f"; methods {', '.join(wanted)}; {args.seconds:.0f} s each; prepared in {time.perf_counter() - t0:.0f} s")  # fmt: skip
+    layout = "; ".join(f"{k}: {','.join(f)}" for k, f in enumerate(folds))
+    print(f"photos: {len(names)} ({', '.join(names)}), {args.folds} folds: {layout}; methods {', '.join(wanted)}; "
+          f"{args.seconds:.0f} s each; prepared in {time.perf_counter() - t0:.0f} s")  # fmt: skip
     jobs = []
     for k, held in enumerate(folds):
         train = [n for n in names if n not in held]

@@ -75,9 +75,9 @@ def _yolo(dataset: Path, out: Path, spec: dict[str, Any], device: str, batch: in
     """yolov8n from scratch on the tiles (the previous bench's recipe), counted at the data set's resolution."""
     import yaml
 
+    from rookery.inference.backends import open_backend
     from rookery.inference.options import PredictOptions
     from rookery.inference.predictor import Predictor
-    from rookery.inference.backends import open_backend
     from rookery.training.recipe import canonical_of
 
     spec_yaml = dataset / "data.yaml"
@@ -91,9 +91,8 @@ def _yolo(dataset: Path, out: Path, spec: dict[str, Any], device: str, batch: in
     from ultralytics import settings as yolo_settings
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from sliced_inference import without_polars
-
     from rookery.training.augment import add_transpose
+    from sliced_inference import without_polars
 
     without_polars()
     yolo_settings.update({"mlflow": False, "sync": False})

@@ -38,7 +38,8 @@ def report(results: dict[str, list[dict[str, Any]]], names: list[str]) -> float:
         print("-" * len(header))
         for p in photos:
             cells = "".join(
-                f"{f'{n}/{t} [{lo}-{hi}]':>19}" for n, t, lo, hi in zip(p["pred"], p["true"], p["lo"], p["hi"], strict=True)
+                f"{f'{n}/{t} [{lo}-{hi}]':>19}"
+                for n, t, lo, hi in zip(p["pred"], p["true"], p["lo"], p["hi"], strict=True)
             )
             tt, tp = sum(p["true"]), sum(p["pred"])
             err = f"{100 * (tp - tt) / tt:+.0f}%" if tt else "-"

@@ -154,7 +154,8 @@ def test_server_killed_mid_training_does_not_kill_training(tiny_dataset, mlflow_
     server = mlflow_server_factory()
     env = {**os.environ, "ROOKERY_TRACKING_URI": server.url, "ROOKERY_HOME": str(tmp_path / "home")}
     cmd = [
-        sys.executable, "-m", "rookery", "train", "--data", str(tiny_dataset), "--epochs", "6", "--imgsz", "64",
+        sys.executable, "-m", "rookery", "train", "--recipe", "yolo", "--data", str(tiny_dataset), "--epochs", "6",
+        "--imgsz", "64",
         "--batch", "8", "--device", "cpu", "--workers", "0", "--no-plots", "--name", "killed",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

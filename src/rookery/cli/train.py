@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,12 +15,33 @@ EXIT_INCOMPLETE = 3
 
 def train(
     data: Annotated[Path, typer.Option(help="Data set folder built by 'rookery data build' (has data.yaml).")],
+    recipe: Annotated[
+        str,
+        typer.Option(
+            help="heatmap: point counting with calibrated counts and intervals (the default; README, 'The counting "
+            "recipe'); yolo: an Ultralytics box detector (--model, --epochs, --imgsz apply to it)."
+        ),
+    ] = "heatmap",
+    time_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--time",
+            min=1.0,
+            help="Wall-time budget in seconds for the whole training (heatmap: calibration folds and the final "
+            "model; default 600). With yolo it replaces --epochs.",
+        ),
+    ] = None,
+    calibration_folds: Annotated[
+        int, typer.Option(min=0, max=10, help="heatmap: photo folds that calibrate the counts (0: none).")
+    ] = 2,
     model: Annotated[
         str, typer.Option(help="Model config (yolov8n.yaml, yolo11n.yaml: from scratch) or local weights .pt.")
     ] = "yolov8n.yaml",
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 50,
     imgsz: Annotated[int, typer.Option(min=32, help="Network input size in pixels (tiles are resized to it).")] = 640,
-    batch: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 16,
+    batch: Annotated[
+        int | None, typer.Option(min=1, help="Images per batch [default: yolo 16; heatmap 64 on a GPU, 16 on a CPU].")
+    ] = None,
     device: Annotated[str, typer.Option(help="'cpu', '0', '0,1' (multi-GPU DDP); empty = CUDA when present.")] = "",
     name: Annotated[str | None, typer.Option(help="Run name [default: <data set>-<time>].")] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "rookery",
@@ -41,9 +62,12 @@ def train(
         str | None, typer.Option(help="Continue an interrupted training in the same MLflow run (its RUN_ID).")
     ] = None,
 ) -> None:
-    """Train a YOLO detector, tracked in MLflow, and register it as a new model version.
+    """Train a counting model, tracked in MLflow, and register it as a new model version.
 
-    Logs params, per-epoch metrics, system metrics, plots, weights, the ONNX export and the packaged pyfunc
+    The default recipe trains the heatmap point counter within --time seconds: models on folds of the photos
+    count the photos they did not see, which calibrates the per-class thresholds and the 90 % count intervals,
+    then the final model trains on every photo. --recipe yolo trains an Ultralytics detector instead.
+    Logs params, metrics, system metrics, plots, weights, the ONNX export and the packaged pyfunc
     model into one MLflow run.
 
     The tracking store is ROOKERY_TRACKING_URI (default: a SQLite file under ./.rookery). If the store is
@@ -52,12 +76,18 @@ def train(
     from rookery.training.trainer import TrainParams
     from rookery.training.trainer import train as run_training
 
+    if recipe not in ("heatmap", "yolo"):
+        raise typer.BadParameter(f"must be 'heatmap' or 'yolo', got {recipe!r}", param_hint="--recipe")
+    given: dict[str, Any] = {} if batch is None else {"batch": batch}  # unset: the recipe's own default
     params = TrainParams(
         data=data,
+        recipe=recipe,  # type: ignore[arg-type]
+        time=time_budget,
+        calibration_folds=calibration_folds,
         model=model,
         epochs=epochs,
         imgsz=imgsz,
-        batch=batch,
+        **given,
         device=device,
         name=name,
         experiment=experiment,

@@ -27,7 +27,6 @@ import yaml
 
 from rookery import __version__
 from rookery.data.boxes import ESTIMATE_NOTE, estimate_box_sizes
-from rookery.data.scale import frame_px_of, photo_scales, scale_labels
 from rookery.data.classes import Classes
 from rookery.data.manifest import (
     SPLITS,
@@ -40,6 +39,7 @@ from rookery.data.manifest import (
 )
 from rookery.data.photo_tiles import PhotoJob, PhotoResult, input_digests, process_photo
 from rookery.data.points_csv import read_points_csv
+from rookery.data.scale import frame_px_of, photo_scales, scale_labels
 from rookery.errors import ConfigError, InputError
 from rookery.imaging import find_image, list_images
 from rookery.parallel import map_items

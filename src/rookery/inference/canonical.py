@@ -60,7 +60,9 @@ class Canonical:
         if not d:
             return None
         try:
-            return cls(float(d["resolution"]), int(d["frame_px"]), float(d["animal_px"]), int(d["tile"]), int(d["overlap"]))
+            return cls(
+                float(d["resolution"]), int(d["frame_px"]), float(d["animal_px"]), int(d["tile"]), int(d["overlap"])
+            )
         except (KeyError, TypeError, ValueError):
             return None
 

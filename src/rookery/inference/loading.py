@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,7 @@ class ModelInfo:
     tile: int
     overlap: int
     imgsz: int | None
+    meta: dict[str, Any] = field(default_factory=dict)  # all of rookery_model.json (calibration, canonical, ...)
 
     @property
     def label(self) -> str:
@@ -86,7 +87,6 @@ def load_predictor(
     ignored, so a CLI can pass its options straight through.
     """
     from rookery.inference.options import PredictOptions
-    from rookery.inference.predictor import Predictor
 
     info = resolve_model(uri, tracking_uri)
     given = {k: v for k, v in options.items() if v is not None}
@@ -97,7 +97,7 @@ def load_predictor(
     # Validates every option (a ConfigError naming the bad one) before the network is loaded.
     opts = PredictOptions().with_overrides(**{**packaged, **given})
     weights = info.onnx if backend == "onnx" and info.onnx is not None else info.weights
-    predictor = Predictor.from_path(weights, backend=backend, device=device, **vars(opts))  # type: ignore[arg-type]
+    predictor = predictor_from_meta(weights, info.meta, backend, device, opts, conf_given="conf" in given)
     names = predictor.class_names
     if info.class_names and tuple(info.class_names) != tuple(names):
         raise InputError(
@@ -105,6 +105,39 @@ def load_predictor(
             f"has {list(names)}; the package is inconsistent"
         )
     return predictor, replace(info, class_names=tuple(names))
+
+
+def predictor_from_meta(
+    weights: Path,
+    meta: dict[str, Any],
+    backend: str = "auto",
+    device: str = "auto",
+    options: Any = None,
+    conf_given: bool = False,
+) -> Predictor:
+    """A Predictor for these weights with what rookery_model.json says: geometry, the count calibration
+    (per-class thresholds and intervals; the thresholds are dropped when the caller set `conf`) and the
+    ground resolution (photos resized to the model's). Shared by load_predictor and the pyfunc model."""
+    from dataclasses import replace as dc_replace
+
+    from rookery.inference.backends import open_backend
+    from rookery.inference.calibration import CountCalibration
+    from rookery.inference.canonical import Canonical
+    from rookery.inference.options import PredictOptions
+    from rookery.inference.predictor import Predictor
+
+    if options is None:
+        options = PredictOptions(tile=int(meta.get("tile", 640)), overlap=int(meta.get("overlap", 64)),
+                                 imgsz=_opt_int(meta.get("imgsz")))  # fmt: skip
+    be = open_backend(Path(weights), backend, device)  # type: ignore[arg-type]
+    nc = len(be.class_names)
+    calibration = None
+    if isinstance(meta.get("calibration"), dict):
+        calibration = CountCalibration.from_dict(meta["calibration"], nc)
+        if conf_given:
+            calibration = dc_replace(calibration, thresholds=None)
+    canonical = Canonical.from_dict(meta.get("canonical"))
+    return Predictor(be, options, calibration=calibration, canonical=canonical)
 
 
 # --- local files ---------------------------------------------------------------------------------------
@@ -132,6 +165,7 @@ def _resolve_file(path: Path) -> ModelInfo:
         tile=int(meta.get("tile", 640)),
         overlap=int(meta.get("overlap", 64)),
         imgsz=_opt_int(meta.get("imgsz")),
+        meta=meta,
     )
 
 
@@ -186,6 +220,7 @@ def _from_folder(
         tile=meta["tile"],
         overlap=meta["overlap"],
         imgsz=_opt_int(meta.get("imgsz")),
+        meta=meta,
     )
 
 

@@ -72,7 +72,7 @@ class HeatmapNet(nn.Module):
         self.register_buffer("box_sizes", torch.tensor([float(b) for b in box_sizes]))
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-        w2, w4, w8, w16 = widths
+        w2, w4 = widths[0], widths[1]
         self.stem = nn.Sequential(_conv(3, w2 // 2), _conv(w2 // 2, w2, 2))  # stride 2
         self.enc = nn.ModuleList()
         cin = w2
@@ -89,7 +89,7 @@ class HeatmapNet(nn.Module):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) RGB in [0, 1], H and W multiples of 16 -> (N, nc, H/2, W/2) heatmap logits."""
-        x = (x - self.mean) / self.std
+        x = (x - self.mean) / self.std  # type: ignore[operator]
         feats = []
         x = self.stem(x)
         for stage in self.enc:
@@ -105,7 +105,7 @@ class HeatmapNet(nn.Module):
     def forward(self, x: torch.Tensor) -> Any:
         if self.training:
             return self.logits(x)
-        return peaks_as_detections(torch.sigmoid(self.logits(x)), self.box_sizes, STRIDE)
+        return peaks_as_detections(torch.sigmoid(self.logits(x)), self.box_sizes, STRIDE)  # type: ignore[arg-type]
 
 
 def peaks_as_detections(heat: torch.Tensor, box_sizes: torch.Tensor, stride: int) -> torch.Tensor:

@@ -72,14 +72,12 @@ class RookeryModel(PythonModel):
     """Loads the Predictor once (ONNX Runtime on CPU when the ONNX file is there, PyTorch otherwise)."""
 
     def load_context(self, context: Any) -> None:
-        from rookery.inference.predictor import Predictor
+        from rookery.inference.loading import predictor_from_meta
 
         meta = json.loads(Path(context.artifacts["meta"]).read_text())
         self.meta = meta
         weights = context.artifacts.get("onnx") or context.artifacts["weights"]
-        self.predictor = Predictor.from_path(
-            Path(weights), tile=meta["tile"], overlap=meta["overlap"], imgsz=meta["imgsz"]
-        )
+        self.predictor = predictor_from_meta(Path(weights), meta)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return predict_frame(self.predictor, model_input, params)
@@ -152,14 +150,21 @@ def log_pyfunc_model(
     overlap: int,
     imgsz: int,
     registered_model_name: str | None = None,
+    extra_meta: dict[str, Any] | None = None,
 ) -> str | None:
-    """Log the model into the active run (and register a version); returns the version or None."""
+    """Log the model into the active run (and register a version); returns the version or None.
+
+    `extra_meta` goes into rookery_model.json beside the geometry: the model family, its count calibration
+    and ground resolution (rookery.inference.loading reads them back)."""
     import rookery
 
     with tempfile.TemporaryDirectory() as tmp:
         meta = Path(tmp) / "rookery_model.json"
         meta.write_text(
-            json.dumps({"class_names": class_names, "tile": tile, "overlap": overlap, "imgsz": imgsz}, indent=2)
+            json.dumps(
+                {"class_names": class_names, "tile": tile, "overlap": overlap, "imgsz": imgsz, **(extra_meta or {})},
+                indent=2,
+            )
         )
         artifacts = {"weights": str(weights), "meta": str(meta)}
         if onnx is not None:

@@ -127,6 +127,7 @@ def train_heatmap(
     start, step = time.perf_counter(), 0
     budget = params.steps or 10**9
     warmup = 100
+    lr = 0.0
     losses: list[float] = []
     model.train()
     while step < budget:
@@ -150,23 +151,25 @@ def train_heatmap(
         losses.append(float(loss.detach()) if step % 10 == 0 else losses[-1] if losses else 0.0)
         step += 1
         if on_log is not None and step % params.log_every == 0:
-            window = losses[-params.log_every :]
-            seconds = time.perf_counter() - start
-            on_log(
-                step // params.log_every,
-                {
-                    "train/loss": float(np.mean(window)),
-                    "lr/pg0": lr,
-                    "train/steps": float(step),
-                    "train/images_per_second": step * params.batch / max(seconds, 1e-9),
-                },
-            )
+            on_log(step // params.log_every, _progress(losses, step, params, start, lr))
+    if on_log is not None and step % params.log_every:  # the last, partial stretch (and short trainings)
+        on_log(step // params.log_every + 1, _progress(losses, step, params, start, lr))
     log.info("heatmap training: %d steps in %.0f s", step, time.perf_counter() - start)
     final = ema.float().cpu().eval()
     if on_gpu:
         final = final.to(memory_format=torch.contiguous_format)
     final.train_steps = step  # type: ignore[assignment]
     return final
+
+
+def _progress(losses: list[float], step: int, params: HeatmapParams, start: float, lr: float) -> dict[str, float]:
+    seconds = time.perf_counter() - start
+    return {
+        "train/loss": float(np.mean(losses[-params.log_every :])) if losses else float("nan"),
+        "lr/pg0": lr,
+        "train/steps": float(step),
+        "train/images_per_second": step * params.batch / max(seconds, 1e-9),
+    }
 
 
 def _ema_update(ema: Any, model: Any, decay: float) -> None:
@@ -182,7 +185,13 @@ def _ema_update(ema: Any, model: Any, decay: float) -> None:
 
 
 def _batch(
-    data: Any, tiles: TileSet, gen: np.random.Generator, params: HeatmapParams, crop: int, side: int, weights: np.ndarray
+    data: Any,
+    tiles: TileSet,
+    gen: np.random.Generator,
+    params: HeatmapParams,
+    crop: int,
+    side: int,
+    weights: np.ndarray,
 ) -> tuple[Any, Any, Any]:
     """A training batch on the device: random crops (one rescale per batch), one of the 8 symmetries per crop,
     and a brightness/contrast jitter; the points as one (K, 2) array with their image and class indices.
@@ -227,7 +236,9 @@ def _batch(
         xy, c = tiles.points[i], tiles.classes[i]
         if not len(xy):
             continue
-        inside = (xy[:, 0] >= x0 - 0.5) & (xy[:, 0] < x0 + src - 0.5) & (xy[:, 1] >= y0 - 0.5) & (xy[:, 1] < y0 + src - 0.5)
+        inside = (
+            (xy[:, 0] >= x0 - 0.5) & (xy[:, 0] < x0 + src - 0.5) & (xy[:, 1] >= y0 - 0.5) & (xy[:, 1] < y0 + src - 0.5)
+        )
         p = (xy[inside] - [x0, y0] + 0.5) * f - 0.5
         if op & 4:
             p = p[:, ::-1]

@@ -27,6 +27,7 @@ import numpy as np
 from rookery.errors import InputError
 from rookery.inference.calibration import CountCalibration, HeldOut, fit_calibration
 from rookery.inference.canonical import Canonical
+from rookery.types import Boxes
 from rookery.training.heatmap import HeatmapParams, load_tiles, train_heatmap
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def held_out_counts(
     results = predictor.predict_many(files, mask_files)
     out = []
     for e, boxes in zip(entries, results, strict=True):
-        if not hasattr(boxes, "cls"):
+        if not isinstance(boxes, Boxes):
             log.warning("calibration: %s skipped (%s)", e.image, boxes)
             continue
         true = np.array([e.counts_in_mask[c] for c in m.classes], dtype=np.int64)
@@ -126,7 +127,9 @@ def fit_heatmap_recipe(
         inside = {p for p in photos if assignment[p] != k}
         tiles = load_tiles(dataset, ("train", "val"), inside)
         log.info("calibration fold %d/%d: %d photos, %d tiles", k + 1, folds, len(inside), len(tiles))
-        model = train_heatmap(tiles, names, box_sizes, replace(hp, seed=hp.seed + 1 + k), _tagged(on_log, f"fold{k + 1}"))
+        model = train_heatmap(
+            tiles, names, box_sizes, replace(hp, seed=hp.seed + 1 + k), _tagged(on_log, f"fold{k + 1}")
+        )
         held += held_out_counts(model, dataset, sorted(set(photos) - inside), canonical, hp.device, images)
     tiles = load_tiles(dataset, ("train", "val"))
     model = train_heatmap(tiles, names, box_sizes, hp, _tagged(on_log, "final"))

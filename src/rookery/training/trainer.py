@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +40,11 @@ class TrainParams(BaseModel):
     model_config = ConfigDict(protected_namespaces=())  # a field named `model` is intended
 
     data: Path
+    # The model family: "heatmap" (rookery.models.heatmap: point counting, calibrated counts; the default of
+    # `rookery train`) or "yolo" (Ultralytics boxes). See README, "The counting recipe".
+    recipe: Literal["heatmap", "yolo"] = "yolo"
+    time: Annotated[float | None, Field(gt=0)] = None  # wall-time budget in seconds (None: epochs / the default)
+    calibration_folds: Annotated[int, Field(ge=0, le=10)] = 2  # heatmap: folds that calibrate counts and intervals
     model: str = "yolov8n.yaml"
     epochs: int = Field(50, ge=1)
     imgsz: int = Field(640, ge=32)
@@ -196,6 +201,13 @@ def train(params: TrainParams, settings: Settings | None = None, resume_run_id: 
 
     settings = settings or get_settings()
     ensure_offline(settings)
+    if params.recipe == "heatmap":
+        if resume_run_id:
+            raise ConfigError("--resume continues YOLO trainings only; a heatmap training restarts within --time")
+        Manifest.load(params.data.resolve())  # a clear error for a folder that is no data set, before anything
+        from rookery.training.heatmap_run import train_heatmap_run
+
+        return train_heatmap_run(params, settings)
     data_dir = params.data.resolve()
     manifest = Manifest.load(data_dir)
     data_yaml = data_dir / "data.yaml"
@@ -289,8 +301,21 @@ def _all_cores(device: str) -> Iterator[None]:
 
 def _ultralytics_args(params: TrainParams, data_yaml: Path, save_dir: Path) -> dict[str, Any]:
     args = params.model_dump(
-        exclude={"data", "model", "name", "experiment", "export_onnx", "register_model", "rot90"}
-    )  # rot90 is rookery's own (a callback), not an Ultralytics argument
+        exclude={
+            "data",
+            "model",
+            "name",
+            "experiment",
+            "export_onnx",
+            "register_model",
+            "rot90",
+            "recipe",
+            "time",
+            "calibration_folds",
+        }
+    )  # rot90 is rookery's own (a callback), not an Ultralytics argument; so are recipe and calibration_folds
+    if params.time:
+        args["time"] = params.time / 3600  # Ultralytics' budget is in hours; it overrides epochs
     args.update(
         data=str(data_yaml),
         project=str(save_dir.parent),  # absolute: a relative project lands inside site-packages
@@ -328,7 +353,13 @@ def _export_onnx(best: Path, imgsz: int) -> Path | None:
 
 
 def _package(
-    tracker: RunTracker, best: Path, onnx: Path | None, manifest: Manifest, params: TrainParams, model_name: str
+    tracker: RunTracker,
+    best: Path,
+    onnx: Path | None,
+    manifest: Manifest,
+    params: TrainParams,
+    model_name: str,
+    extra: dict[str, Any] | None = None,
 ) -> str | None:
     """Log the pyfunc model and register a new version (packaging is imported lazily: it needs mlflow)."""
     from rookery.packaging.pyfunc import log_pyfunc_model
@@ -342,6 +373,7 @@ def _package(
             overlap=int(manifest.params.get("overlap", 64)),
             imgsz=params.imgsz,
             registered_model_name=model_name if params.register_model else None,
+            extra_meta=extra,
         )
     )
     return info

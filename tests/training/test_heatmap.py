@@ -1,0 +1,83 @@
+"""The heatmap point-counting family: targets, the YOLO-shaped head output, and the recipe end to end (CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+def test_targets_peak_at_each_point_cell():
+    from rookery.models.heatmap import STRIDE, gaussian_targets
+
+    pts = torch.tensor([[10.0, 20.0], [40.5, 8.0]])
+    cls_img = torch.tensor([[1, 0], [0, 1]])  # (class, image)
+    target, peaks = gaussian_targets(pts, cls_img, (1.0, 2.0), (2, 16, 32))
+    assert target.shape == peaks.shape == (2, 2, 16, 32)
+    assert peaks.sum() == 2
+    # the point (10, 20) of class 1 in image 0 is at cell ((10 + .5) / 2 - .5, (20 + .5) / 2 - .5) rounded
+    assert peaks[0, 1, round((20 + 0.5) / STRIDE - 0.5), round((10 + 0.5) / STRIDE - 0.5)] == 1
+    assert target.max() == 1 and target[0, 0].max() == 0  # nothing of class 0 in image 0
+    assert target[1, 0].sum() > 0 and target[1, 0].max() == 1
+
+
+def test_head_output_is_yolo_shaped_with_one_score_per_peak():
+    from rookery.models.heatmap import peaks_as_detections
+
+    heat = torch.zeros(1, 2, 8, 8)
+    heat[0, 0, 2, 3] = 0.9  # a peak of class 0
+    heat[0, 1, 2, 4] = 0.5  # its weaker neighbour of class 1: not a maximum of the class-agnostic map
+    heat[0, 1, 6, 6] = 0.7  # a separate peak of class 1
+    out = peaks_as_detections(heat, torch.tensor([10.0, 20.0]), stride=2)
+    assert out.shape == (1, 6, 64)
+    scores = out[0, 2 + 2 :]  # (classes, cells)
+    kept = torch.nonzero(scores)
+    assert {(int(c), int(a)) for c, a in kept} == {(0, 2 * 8 + 3), (1, 6 * 8 + 6)}
+    cell = 2 * 8 + 3
+    assert out[0, :4, cell].tolist() == [3.5 * 2, 2.5 * 2, 10.0, 10.0]  # cx, cy at the cell centre, class 0's side
+
+
+def test_heatmap_recipe_trains_calibrates_registers_and_counts(tiny_params, tmp_path: Path, monkeypatch):
+    """`rookery train --recipe heatmap` on the tiny set: one MLflow run with the held-out figures, a registered
+    version whose rookery_model.json carries the calibration and resolution, and counts with intervals."""
+    from rookery.config import Settings
+    from rookery.inference.loading import load_predictor
+    from rookery.training.tracking import client
+    from rookery.training.trainer import train
+
+    settings = Settings(home=tmp_path / "home")
+    monkeypatch.setenv("ROOKERY_HOME", str(settings.home))
+    from rookery.config import get_settings
+
+    get_settings.cache_clear()
+    params = tiny_params(recipe="heatmap", time=12, calibration_folds=2, batch=4, name="hm")
+    result = train(params, settings)
+    assert result.complete, result.problems
+    assert result.model_version is not None and result.onnx is not None and result.best.is_file()
+    run = client(settings.tracking_uri).get_run(result.run_id)
+    assert run.data.tags["rookery.recipe"] == "heatmap"
+    assert {"heldout/competition_rmse", "heldout/coverage90", "train/loss"} <= set(run.data.metrics)
+    meta = json.loads((result.best.parent / "rookery_model.json").read_text())
+    assert meta["family"] == "heatmap" and meta["calibration"]["photos"] >= 1
+    assert meta["canonical"]["tile"] == 128
+
+    predictor, info = load_predictor(f"models:/{settings.model_name}/{result.model_version}", device="cpu")
+    assert predictor.calibration is not None and predictor.calibration.thresholds is not None
+    assert predictor.canonical is not None
+    photos = sorted((params.data.parent / "survey" / "train").glob("*.jpg"))
+    if not photos:  # the fixture's survey sits beside the data set
+        photos = sorted(Path(info.weights).parents[3].glob("**/train/*.jpg"))
+    import cv2
+
+    image = cv2.imread(str(photos[0]))
+    boxes = predictor.predict(image)
+    counts = predictor.counts(boxes)
+    iv = predictor.count_intervals(counts)
+    assert iv.shape == (len(counts), 2) and np.all(iv[:, 0] <= counts) and np.all(counts <= iv[:, 1])
+    # the ONNX export counts what the PyTorch weights count
+    onnx_predictor, _ = load_predictor(str(result.onnx), backend="onnx")
+    assert abs(int(onnx_predictor.counts(onnx_predictor.predict(image)).sum()) - int(counts.sum())) <= 1
