@@ -41,7 +41,11 @@ def _check_outputs_agree(out: Path, photos: list[str]) -> dict[str, dict[str, st
     assert sorted(counts) == sorted(photos)
     detections = _rows(out / "detections.csv")
     per_image = Counter(r["image"] for r in detections)
-    classes = [c for c in next(iter(counts.values())) if c not in ("image", "total")]
+    classes = [c for c in next(iter(counts.values())) if c != "image" and not c.startswith("total")]
+    classes = [c for c in classes if not c.endswith(("_lo", "_hi"))]
+    for row in counts.values():  # every count lies inside its 90 % interval, the total too
+        for c in [*classes, "total"]:
+            assert int(row[f"{c}_lo"]) <= int(row[c]) <= int(row[f"{c}_hi"])
     for image, row in counts.items():
         assert int(row["total"]) == per_image[image] == sum(int(row[c]) for c in classes)
         per_class = Counter(r["class"] for r in detections if r["image"] == image)

@@ -103,6 +103,7 @@ def predict(
         stream = predictor.iter_predict(images, mask_paths, names=[p.name for p in todo])
         counted = 0
         total = np.zeros(len(names), dtype=np.int64)
+        bounds = np.zeros((len(names), 2), dtype=np.int64)  # sums of the photos' interval ends
         colors = class_colors(names)
         for index, result in track(stream, "counting photos", total=len(todo)):
             photo = stash.pop(index, None)
@@ -111,12 +112,14 @@ def predict(
                 continue
             assert isinstance(result, Boxes)
             stem = todo[index].stem
-            total += writer.add(stem, result)
+            intervals = predictor.count_intervals(predictor.counts(result))
+            total += writer.add(stem, result, intervals)
+            bounds += intervals
             counted += 1
             if photo is not None:
                 _write_annotated(writer.annotated_path(stem), photo, result, names, colors, stem, skipped)
     seconds = time.perf_counter() - started
-    _summary(console, names, total, counted, already, skipped, seconds, out, annotate)
+    _summary(console, names, total, bounds, counted, already, skipped, seconds, out, annotate)
     if counted == 0 and todo:
         raise RookeryError(f"none of the {len(todo)} photo(s) could be counted; see the reasons above")
 
@@ -204,6 +207,7 @@ def _summary(
     console: Any,
     names: tuple[str, ...],
     total: Any,
+    bounds: Any,
     counted: int,
     already: int,
     skipped: list[Skipped],
@@ -216,9 +220,11 @@ def _summary(
     table = Table(title=f"{counted} photo(s) counted in {seconds:.1f} s" + (f", {already} earlier" if already else ""))
     table.add_column("class")
     table.add_column("count", justify="right")
-    for name, n in zip(names, total, strict=True):
-        table.add_row(name, str(int(n)))
-    table.add_row("[bold]total[/]", f"[bold]{int(total.sum())}[/]")
+    table.add_column("90 % interval", justify="right")  # summed over photos: conservative
+    for name, n, (lo, hi) in zip(names, total, bounds, strict=True):
+        table.add_row(name, str(int(n)), f"{int(lo)}-{int(hi)}")
+    lo, hi = bounds.sum(axis=0)
+    table.add_row("[bold]total[/]", f"[bold]{int(total.sum())}[/]", f"{int(lo)}-{int(hi)}")
     console.print(table)
     for item in skipped:  # one line each, with the reason
         console.print(f"[yellow]skipped[/] {item}", highlight=False)

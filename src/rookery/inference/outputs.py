@@ -1,6 +1,7 @@
 """The files of a prediction run, written photo by photo so that an interrupted run keeps what it did.
 
-    out/counts.csv        image,<class>...,total       one row per photo counted (the "done" marker)
+    out/counts.csv        image,<class>...,total,<class>_lo,<class>_hi...,total_lo,total_hi
+                          one row per photo counted (the "done" marker), with each count's 90 % interval
     out/detections.csv    image,class,score,x1,y1,x2,y2
     out/detections.json   the same, grouped per photo with its counts (rebuilt from the CSVs at the end)
     out/annotated/<image>.jpg
@@ -39,17 +40,22 @@ class PredictionWriter:
         self.annotated_dir = self.out / "annotated"
         self.out.mkdir(parents=True, exist_ok=True)
         self.done: dict[str, np.ndarray] = {}  # image -> counts per class
+        self.intervals: dict[str, np.ndarray] = {}  # image -> (classes, 2) low and high end of the 90 % interval
+        self.header = ["image", *self.class_names, "total"]
+        self.header += [f"{c}_{end}" for c in (*self.class_names, "total") for end in ("lo", "hi")]
         if resume and self.counts_path.is_file():
             self._load_done()
         else:
-            self._write_header(self.counts_path, ("image", *self.class_names, "total"))
+            self._write_header(self.counts_path, self.header)
             self._write_header(self.detections_path, DETECTION_COLUMNS)
         self._counts: TextIO = self.counts_path.open("a", newline="")
         self._detections: TextIO = self.detections_path.open("a", newline="")
 
-    def add(self, image: str, boxes: Boxes) -> np.ndarray:
-        """Record one photo's detections and counts; returns the counts per class."""
+    def add(self, image: str, boxes: Boxes, intervals: np.ndarray | None = None) -> np.ndarray:
+        """Record one photo's detections, counts and count intervals ((classes, 2); None: the counts themselves);
+        returns the counts per class."""
         counts = boxes.counts(len(self.class_names))
+        iv = np.column_stack([counts, counts]) if intervals is None else np.asarray(intervals, dtype=np.int64)
         score = boxes.score if boxes.score is not None else np.ones(len(boxes))
         rows = [
             (image, self.class_names[c], f"{s:.4f}", *(f"{v:.1f}" for v in xyxy))
@@ -57,9 +63,12 @@ class PredictionWriter:
         ]
         csv.writer(self._detections).writerows(rows)
         self._detections.flush()
-        csv.writer(self._counts).writerow((image, *(int(v) for v in counts), int(counts.sum())))
+        # The total's interval is the sum of the class intervals: conservative (errors of classes partly cancel).
+        ends = [int(v) for v in np.vstack([iv, iv.sum(axis=0)]).reshape(-1)]
+        csv.writer(self._counts).writerow((image, *(int(v) for v in counts), int(counts.sum()), *ends))
         self._counts.flush()
         self.done[image] = counts
+        self.intervals[image] = iv
         return counts
 
     def annotated_path(self, image: str) -> Path:
@@ -86,17 +95,19 @@ class PredictionWriter:
 
     def _load_done(self) -> None:
         """Photos counted by an earlier run; rows cut short by a crash are dropped (those photos run again)."""
-        header = ["image", *self.class_names, "total"]
+        header = self.header
+        nc = len(self.class_names)
         with self.counts_path.open(newline="") as f:
             rows = list(csv.reader(f))
         if not rows or rows[0] != header:
-            found = rows[0][1:-1] if rows else []
+            found = rows[0][1 : nc + 1] if rows else []
             raise InputError(
                 f"{self.counts_path} holds counts for the classes {found}, but the model has {self.class_names}; "
                 "use another --out folder or run without --resume"
             )
         good = [r for r in rows[1:] if len(r) == len(header) and all(v.isdigit() for v in r[1:])]
-        self.done = {r[0]: np.array([int(v) for v in r[1:-1]], dtype=np.int64) for r in good}
+        self.done = {r[0]: np.array([int(v) for v in r[1 : nc + 1]], dtype=np.int64) for r in good}
+        self.intervals = {r[0]: np.array([int(v) for v in r[nc + 2 : -2]], dtype=np.int64).reshape(nc, 2) for r in good}
         kept: list[list[str]] = []
         if self.detections_path.is_file():
             with self.detections_path.open(newline="") as f:
@@ -125,6 +136,8 @@ class PredictionWriter:
                     "image": image,
                     "counts": dict(zip(self.class_names, (int(v) for v in counts), strict=True)),
                     "total": int(counts.sum()),
+                    "intervals": dict(zip(self.class_names, self.intervals[image].tolist(), strict=True)),
+                    "total_interval": self.intervals[image].sum(axis=0).tolist(),
                     "detections": per_image[image],
                 }
                 for image, counts in self.done.items()
