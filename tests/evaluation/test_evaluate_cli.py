@@ -145,6 +145,7 @@ def test_evaluate_points_with_a_pt_file_and_a_corrupt_photo(cli_app, trained, tm
         (["--points", "p.csv"], 2, "--points needs --images"),  # --points alone
         (["--data", "DS", "--split", "dev"], 2, "expected one of test, val, train, all"),  # unknown split
         (["--data", "DS", "--split", "test", "--model", "nowhere.pt"], 1, "does not exist"),  # missing model file
+        (["--data", "DS", "--animal-px", "0"], 2, "must be a positive number of pixels"),  # no animal is 0 px long
     ],
 )
 def test_evaluate_bad_usage(cli_app, trained, args: list[str], code: int, message: str) -> None:
@@ -163,3 +164,111 @@ def test_evaluate_refuses_a_model_of_other_classes(cli_app, trained, square_surv
     )  # fmt: skip
     assert result.exit_code == 1
     assert "differ from the data's ['red', 'green']" in " ".join(result.output.split())
+
+
+def test_evaluate_points_json_intervals_and_confusion(cli_app, trained, tmp_path: Path) -> None:
+    # the public form: --model --points --images --masks --json, the classes taken from the model
+    survey, out, report = trained.survey, tmp_path / "eval", tmp_path / "reports" / "out.json"
+    result = _invoke(
+        cli_app, "--model", str(trained.best), "--points", str(survey / "points.csv"), "--images",
+        str(survey / "train"), "--masks", str(survey / "masks"), "--out", str(out), "--json", str(report),
+        "--device", "cpu", "--workers", "1", "--conf", "0.001", "--animal-px", "40",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "Detections matched to true animals" in flat and "Per photo: true / predicted [interval]" in flat
+    metrics, rows = _check_files(out)
+    assert metrics["model"]["options"]["animal_px"] == 40.0  # --animal-px reached the predictor
+
+    doc = json.loads(report.read_text())
+    classes = doc["classes"]
+    assert classes == metrics["model"]["class_names"] and len(classes) == 2
+    assert doc["model"]["uri"] == str(trained.best) and doc["model"]["version"] is None
+    assert doc["interval_level"] == 0.9 and len(doc["photos"]) == len(rows) == 4
+    for photo, row in zip(doc["photos"], rows, strict=True):
+        assert photo["name"] == row["image"] and set(photo["classes"]) == set(classes)
+        for c, v in photo["classes"].items():
+            lo, hi = v["interval"]
+            assert lo <= v["predicted"] <= hi  # each interval holds its predicted count
+            assert (v["true"], v["predicted"], lo, hi) == tuple(
+                int(row[k]) for k in (f"{c}_true", f"{c}_pred", f"{c}_interval_lo", f"{c}_interval_hi")
+            )
+        total = photo["total"]
+        assert total["true"] == sum(v["true"] for v in photo["classes"].values())
+        assert total["predicted"] == sum(v["predicted"] for v in photo["classes"].values())
+        # the total's interval is the sum of the class lows and highs
+        assert total["interval"] == [sum(v["interval"][k] for v in photo["classes"].values()) for k in (0, 1)]
+        pct = None if total["true"] == 0 else 100 * (total["predicted"] - total["true"]) / total["true"]
+        assert total["error_pct"] == pytest.approx(pct) and doc["overall"]["total_error_pct"][photo["name"]] == pct
+
+    overall = doc["overall"]
+    rmses = [overall["classes"][c]["rmse"] for c in classes]
+    assert overall["competition_rmse"] == pytest.approx(sum(rmses) / len(rmses))
+    assert overall["competition_rmse"] == pytest.approx(metrics["counting"]["competition_rmse"])
+    for c in classes:
+        assert overall["classes"][c]["mae"] == pytest.approx(metrics["counting"]["classes"][c]["mae"])
+    # coverage: the share of (photo, class) pairs with something true or predicted whose truth is inside
+    pairs = [v for p in doc["photos"] for v in p["classes"].values() if v["true"] or v["predicted"]]
+    inside = sum(v["interval"][0] <= v["true"] <= v["interval"][1] for v in pairs)
+    assert overall["interval_coverage"] == pytest.approx(inside / len(pairs))
+
+    # the confusion matrix: margins are the true and predicted counts, also in metrics.json and confusion.csv
+    conf = overall["confusion"]
+    m = conf["matrix"]
+    assert conf["rows"] == [*classes, "extra"] and conf["columns"] == [*classes, "missed"]
+    for k, c in enumerate(classes):
+        assert sum(m[k]) == sum(p["classes"][c]["true"] for p in doc["photos"])
+        assert sum(row[k] for row in m) == sum(p["classes"][c]["predicted"] for p in doc["photos"])
+    assert m[-1][-1] == 0 and metrics["confusion"]["matrix"] == m
+    with (out / "confusion.csv").open() as f:
+        assert [[int(v) for v in r[1:]] for r in list(csv.reader(f))[1:]] == m
+    assert cv2.imread(str(out / "confusion.png")) is not None
+    assert {"matched", "wrong_class", "missed", "extra"} <= set(rows[0])
+
+
+def test_evaluate_data_set_skips_the_confusion_with_a_note(cli_app, trained, tmp_path: Path) -> None:
+    # a built data set records counts, not points: intervals yes, confusion no (and said why)
+    out, report = tmp_path / "eval", tmp_path / "out.json"
+    result = _invoke(
+        cli_app, "--model", str(trained.best), "--data", str(trained.dataset), "--split", "val", "--out", str(out),
+        "--json", str(report), "--device", "cpu", "--conf", "0.001", "--no-map",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "class confusion: skipped (needs the photos' true points (--points)" in " ".join(result.output.split())
+    doc = json.loads(report.read_text())
+    assert doc["overall"]["confusion"] is None and "--points" in doc["overall"]["confusion_note"]
+    assert all(v["interval"] is not None for p in doc["photos"] for v in p["classes"].values())
+    assert not (out / "confusion.csv").exists()
+
+
+def test_evaluate_points_logs_the_confusion_into_the_run(cli_app, trained_home, tmp_path: Path) -> None:
+    """A registered version evaluated on points logs the matching scalars and the confusion files. It belongs
+    to a run of its own (v1's files), so the other tests' view of v1's run stays as they expect it."""
+    from mlflow.tracking import MlflowClient
+
+    from rookery.config import get_settings
+
+    t = trained_home
+    uri = get_settings().tracking_uri
+    client = MlflowClient(uri, registry_uri=uri)
+    v1 = client.get_model_version("rookery", t.version)
+    run = client.create_run(client.get_run(t.run_id).info.experiment_id, run_name="points-eval").info.run_id
+    client.set_terminated(run)
+    version = str(client.create_model_version("rookery", source=v1.source, run_id=run).version)
+    out = tmp_path / "eval"
+    result = _invoke(
+        cli_app, "--model", f"models:/rookery/{version}", "--points", str(t.survey / "points.csv"),
+        "--images", str(t.survey / "train"), "--masks", str(t.survey / "masks"),
+        "--classes", str(t.survey / "classes.yaml"), "--out", str(out), "--device", "cpu", "--workers", "1",
+        "--conf", "0.001",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"logged into MLflow run {run}" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    logged = client.get_run(run).data.metrics
+    assert logged["eval/matched_fraction"] == pytest.approx(metrics["confusion"]["matched_fraction"])
+    assert logged["eval/interval_coverage"] == pytest.approx(metrics["intervals"]["coverage"])
+    for k, c in enumerate(metrics["model"]["class_names"]):
+        assert logged[f"eval/missed/{c}"] == metrics["confusion"]["matrix"][k][-1]
+    names = {Path(a.path).name for a in client.list_artifacts(run, "evaluation")}
+    assert names == FILES | {"confusion.csv", "confusion.png"}

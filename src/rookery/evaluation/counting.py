@@ -10,6 +10,10 @@ lowers the mean, so compare values only across evaluations with the same classes
 
     result = count_photos(predictor, photos)       # photos: EvalPhoto list from rookery.evaluation.truth
     m = result.metrics()                            # CountingMetrics: mae, rmse, competition_rmse, ...
+    result.intervals, result.confusion()            # per photo [lo, hi] per class; matched detections
+
+Each photo's count also gets the predictor's count interval per class (intervals.py), and, where the photo's
+true points are known, its detections are matched to them (confusion.py).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from rookery.errors import InputError, RookeryError
 from rookery.types import Boxes, Skipped
 
 if TYPE_CHECKING:
+    from rookery.evaluation.confusion import Confusion
     from rookery.evaluation.truth import EvalPhoto
     from rookery.inference.predictor import Predictor
 
@@ -132,12 +137,44 @@ class CountingResult:
     true: list[np.ndarray] = field(default_factory=list)  # per photo, (classes,) int
     pred: list[np.ndarray] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    intervals: list[np.ndarray | None] = field(default_factory=list)  # per photo, (classes, 2) int [lo, hi]
+    confusions: list[np.ndarray | None] = field(default_factory=list)  # per photo, (nc+1, nc+1); None: no points
+    level: float | None = None  # the intervals' level (0.9: 90 %)
 
-    def add(self, name: str, split: str | None, true: Sequence[int] | np.ndarray, pred: np.ndarray) -> None:
+    def add(
+        self,
+        name: str,
+        split: str | None,
+        true: Sequence[int] | np.ndarray,
+        pred: np.ndarray,
+        interval: np.ndarray | None = None,
+        confusion: np.ndarray | None = None,
+    ) -> None:
         self.images.append(name)
         self.splits.append(split)
         self.true.append(np.asarray(true, dtype=np.int64))
         self.pred.append(np.asarray(pred, dtype=np.int64))
+        self.intervals.append(None if interval is None else np.asarray(interval, dtype=np.int64).reshape(-1, 2))
+        self.confusions.append(None if confusion is None else np.asarray(confusion, dtype=np.int64))
+
+    @property
+    def has_intervals(self) -> bool:
+        return bool(self.intervals) and all(iv is not None for iv in self.intervals)
+
+    def interval_array(self) -> np.ndarray:
+        """(photos, classes, 2) int64: each photo's [lo, hi] per class (every photo must have them)."""
+        if not self.has_intervals:
+            raise ValueError("not every photo has count intervals")
+        return np.array(self.intervals, dtype=np.int64).reshape(-1, len(self.classes), 2)
+
+    def confusion(self) -> Confusion | None:
+        """The confusion matrix summed over the photos whose true points are known; None when none are."""
+        from rookery.evaluation.confusion import Confusion
+
+        known = [m for m in self.confusions if m is not None]
+        if not known:
+            return None
+        return Confusion(self.classes, np.sum(known, axis=0), len(known))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(photos, classes) int64 arrays of true and predicted counts."""
@@ -152,23 +189,49 @@ class CountingResult:
     def rows(self) -> list[dict[str, Any]]:
         """One row per photo: image, split, then per class true / predicted / error (predicted - true)."""
         out = []
-        for name, split, t, p in zip(self.images, self.splits, self.true, self.pred, strict=True):
+        for k, (name, split, t, p) in enumerate(zip(self.images, self.splits, self.true, self.pred, strict=True)):
             row: dict[str, Any] = {"image": name, "split": split or ""}
             for c, tv, pv in zip(self.classes, t.tolist(), p.tolist(), strict=True):
                 row[f"{c}_true"], row[f"{c}_pred"], row[f"{c}_error"] = tv, pv, pv - tv
             row["total_true"], row["total_pred"] = int(t.sum()), int(p.sum())
             row["total_error"] = row["total_pred"] - row["total_true"]
+            if (iv := self.intervals[k] if k < len(self.intervals) else None) is not None:
+                for c, (lo, hi) in zip(self.classes, iv.tolist(), strict=True):
+                    row[f"{c}_interval_lo"], row[f"{c}_interval_hi"] = lo, hi
+                row["total_interval_lo"], row["total_interval_hi"] = total_interval(iv)
+            if (m := self.confusions[k] if k < len(self.confusions) else None) is not None:
+                row["matched"], row["wrong_class"] = int(m[:-1, :-1].sum()), int(m[:-1, :-1].sum() - np.trace(m))
+                row["missed"], row["extra"] = int(m[:-1, -1].sum()), int(m[-1, :-1].sum())
             out.append(row)
         return out
 
 
-def count_photos(predictor: Predictor, photos: Sequence[EvalPhoto]) -> CountingResult:
+def total_interval(interval: np.ndarray) -> tuple[int, int]:
+    """The interval of a photo's total count: the sum of the class lows and the sum of the class highs.
+
+    Conservative: it would be the interval of the total only if every class erred the same way at once;
+    with errors that partly cancel, the total's true interval at the same level is narrower.
+    """
+    iv = np.asarray(interval, dtype=np.int64).reshape(-1, 2)
+    return int(iv[:, 0].sum()), int(iv[:, 1].sum())
+
+
+def count_photos(
+    predictor: Predictor, photos: Sequence[EvalPhoto], box_sides: Sequence[float | None] | None = None
+) -> CountingResult:
     """Predict each whole photo (sliced, inside its mask) and pair its counts with the ground truth.
 
-    A photo that cannot be read (or whose mask does not fit it) is a Skipped; the others are counted.
-    The predictor's classes must be the photos' classes, in the same order (the caller checks names).
+    A photo that cannot be read (or whose mask does not fit it) is a Skipped; the others are counted, each
+    with the predictor's count interval per class and, when its true points are known, its confusion matrix
+    (detections matched to the points; `box_sides`: classes.yaml's box sides, a fallback of the match
+    radius, see confusion.class_sides). The predictor's classes must be the photos' classes, in the same
+    order (the caller checks names).
     """
+    from rookery.evaluation.confusion import photo_confusion
+    from rookery.evaluation.intervals import interval_function
+
     result = CountingResult(tuple(predictor.class_names))
+    intervals, result.level = interval_function(predictor)
     if not photos:
         return result
     n = len(result.classes)
@@ -181,5 +244,7 @@ def count_photos(predictor: Predictor, photos: Sequence[EvalPhoto]) -> CountingR
             result.skipped.append(Skipped(photo.name, boxes.reason))
             continue
         assert isinstance(boxes, Boxes)
-        result.add(photo.name, photo.split, photo.truth, predictor.counts(boxes))
+        counts = predictor.counts(boxes)
+        confusion = None if photo.points is None else photo_confusion(photo.points, boxes, n, box_sides)
+        result.add(photo.name, photo.split, photo.truth, counts, intervals(counts), confusion)
     return result

@@ -1,8 +1,9 @@
-"""One evaluation of a model: counts on whole photos, box mAP on tiles, files, and the MLflow run.
+"""One evaluation of a model: counts and intervals on whole photos, the class confusion of its detections,
+box mAP on tiles, files, and the MLflow run.
 
     evalset = truth.from_dataset(dataset, "test")[1]            # or truth.from_points(...)
     ev = evaluate(predictor, info, evalset, out, dataset=dataset, split="test")
-    ev.metrics.competition_rmse, ev.detection.map50_95, ev.files
+    ev.metrics.competition_rmse, ev.detection.map50_95, ev.confusion, ev.files
 
 The library takes a ready Predictor (and the ModelInfo that says where it came from); the CLI loads it.
 """
@@ -17,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from rookery import __version__
 from rookery.errors import InputError, RookeryError
+from rookery.evaluation.confusion import Confusion
 from rookery.evaluation.counting import CountingMetrics, CountingResult, count_photos
 from rookery.evaluation.detection import DetectionMetrics
+from rookery.evaluation.intervals import intervals_dict
 from rookery.evaluation.report import write_report
 from rookery.evaluation.truth import EvalSet, class_mismatch
 from rookery.inference.options import PredictOptions
@@ -40,6 +43,10 @@ class Evaluation:
     detection_note: str | None = None  # why there is no box mAP, when there is none
     run_id: str | None = None  # the MLflow run it was logged into
     log_problems: list[str] = field(default_factory=list)
+    confusion: Confusion | None = None  # detections matched to true points, summed over photos
+    confusion_note: str | None = None  # why there is no confusion matrix, when there is none
+    intervals: dict[str, Any] | None = None  # level and coverage of the count intervals (intervals.py)
+    info: ModelInfo | None = None
 
 
 def scaled_options(options: PredictOptions, scale: float) -> PredictOptions:
@@ -75,12 +82,28 @@ def evaluate(
     """
     if why := class_mismatch(predictor.class_names, evalset.classes):
         raise InputError(f"{why}; evaluate a model trained on these classes")
-    counting = count_photos(predictor, evalset.photos)
+    counting = count_photos(predictor, evalset.photos, evalset.box_sides)
     counting.skipped[:0] = evalset.skipped  # those that never reached the predictor first
     if not counting.images:
         first = f" (first: {counting.skipped[0]})" if counting.skipped else ""
         raise InputError(f"none of the {len(counting.skipped)} photo(s) could be evaluated{first}")
     metrics = counting.metrics()
+    confusion = counting.confusion()
+    confusion_note = None
+    if confusion is None:
+        confusion_note = (
+            "needs the photos' true points (--points); a data set records per-photo counts only"
+            if dataset is not None
+            else "no evaluated photo has its true points"
+        )
+    elif confusion.photos < len(counting.images):
+        confusion_note = f"over the {confusion.photos} of {len(counting.images)} photos whose true points are known"
+    true, pred = counting.arrays()
+    intervals = (
+        intervals_dict(counting.classes, true, pred, counting.interval_array(), counting.level)
+        if counting.has_intervals
+        else None
+    )
 
     detection, note = None, None
     if not box_map:
@@ -100,17 +123,35 @@ def evaluate(
         "counting": metrics.to_dict(),
         "detection": None if detection is None else detection.to_dict(),
         "detection_note": note,
+        "intervals": intervals,
+        "confusion": None if confusion is None else confusion.to_dict(),
+        "confusion_note": confusion_note,
         "skipped": [{"item": s.item, "reason": s.reason} for s in counting.skipped],
         "warnings": list(evalset.warnings),
     }
     files = write_report(out, counting, payload)
-    ev = Evaluation(counting, metrics, detection, files, payload, detection_note=note)
+    ev = Evaluation(
+        counting,
+        metrics,
+        detection,
+        files,
+        payload,
+        detection_note=note,
+        confusion=confusion,
+        confusion_note=confusion_note,
+        intervals=intervals,
+        info=info,
+    )
 
     if log_run and info is not None and info.run_id:
         from rookery.config import get_settings
         from rookery.evaluation.run_log import log_evaluation
 
         values = {**metrics.mlflow_metrics(), **({} if detection is None else detection.mlflow_metrics())}
+        if confusion is not None:
+            values.update(confusion.mlflow_metrics())
+        if intervals is not None and intervals["coverage"] is not None:
+            values["eval/interval_coverage"] = intervals["coverage"]
         tags = {
             "rookery.eval.created": payload["created"],
             "rookery.eval.split": payload["data"]["split"] or "",

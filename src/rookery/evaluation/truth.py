@@ -1,7 +1,8 @@
 """The photos to evaluate and their ground-truth counts: from a built data set or from points.csv.
 
 The ground truth of a photo is, per class, the number of its points inside the photo and inside its
-mask (mask >= 128, nearest pixel), exactly what `rookery data build` records as `counts_in_mask`.
+mask (mask >= 128, nearest pixel), exactly what `rookery data build` records as `counts_in_mask`. Photos
+from points.csv also keep those points (for the class confusion); a data set's photos have counts only.
 Predictions are counted the same way (a detection counts where its centre is).
 """
 
@@ -34,6 +35,9 @@ class EvalPhoto:
     mask: Path | None  # None: the whole photo is annotated
     truth: tuple[int, ...]  # per class, points inside the photo and its mask
     split: str | None = None  # the data set split it belongs to, when it comes from a data set
+    # The true points inside the photo and its mask (from points.csv), for matching detections to animals
+    # (confusion.py); None where only counts are known (a built data set records counts, not points).
+    points: Points | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -45,6 +49,8 @@ class EvalSet:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     scale: float = 1.0  # the data set's resize factor: the model saw photos at this scale
+    # Per class, classes.yaml's box side in photo pixels (None: not given), a fallback of the match radius.
+    box_sides: tuple[float | None, ...] | None = None
 
 
 def from_dataset(
@@ -118,7 +124,7 @@ def from_points(
     stems = sorted({p.stem for p in list_images(images)} | set(labels))
     if not stems:
         raise InputError(f"no photos: {images} holds no image and {Path(points).name} names none")
-    out = EvalSet(classes=list(classes.names), photos=[])
+    out = EvalSet(classes=list(classes.names), photos=[], box_sides=tuple(s.box for s in classes))
     jobs = []
     for stem in stems:
         image = find_image(images, stem)
@@ -129,20 +135,21 @@ def from_points(
         pts = labels[stem].points if stem in labels else Points.empty()
         jobs.append((stem, image, mask if mask is not None and mask.is_file() else None, pts))
     work = partial(_truth_of, num_classes=len(classes))
-    for (stem, image, mask, _), truth in zip(
+    for (stem, image, mask, _), found in zip(
         jobs, (r for _, r in map_items(work, jobs, [j[0] for j in jobs], "ground truth", workers)), strict=True
     ):
-        if isinstance(truth, Skipped):
-            out.skipped.append(Skipped(stem, truth.reason))
+        if isinstance(found, Skipped):
+            out.skipped.append(Skipped(stem, found.reason))
         else:
-            out.photos.append(EvalPhoto(stem, image, mask, truth))
+            truth, inside = found
+            out.photos.append(EvalPhoto(stem, image, mask, truth, points=inside))
     return out
 
 
-def _truth_of(job: tuple[str, Path, Path | None, Points], num_classes: int) -> tuple[int, ...]:
-    """Per class, the points inside the photo and its mask. The mask gives the photo's size (the predictor
-    checks that it fits the photo); without one the photo is decoded for it, as the predictor will see it
-    (EXIF rotation applied), which also reports a corrupt photo before any inference runs."""
+def _truth_of(job: tuple[str, Path, Path | None, Points], num_classes: int) -> tuple[tuple[int, ...], Points]:
+    """Per class, the points inside the photo and its mask, and those points. The mask gives the photo's size
+    (the predictor checks that it fits the photo); without one the photo is decoded for it, as the predictor
+    will see it (EXIF rotation applied), which also reports a corrupt photo before any inference runs."""
     _, image, mask_path, pts = job
     if mask_path is not None:
         mask = read_image(mask_path, cv2.IMREAD_GRAYSCALE)
@@ -153,7 +160,7 @@ def _truth_of(job: tuple[str, Path, Path | None, Points], num_classes: int) -> t
     inside = np.all((pts.xy >= -0.5) & (pts.xy <= [w - 0.5, h - 0.5]), axis=1)
     pts = pts.select(inside)
     pts = pts.select(in_mask(pts.xy, mask))
-    return tuple(int(v) for v in pts.counts(num_classes))
+    return tuple(int(v) for v in pts.counts(num_classes)), pts
 
 
 def _recorded(folder: str | None) -> Path | None:
