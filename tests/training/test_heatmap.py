@@ -81,3 +81,29 @@ def test_heatmap_recipe_trains_calibrates_registers_and_counts(tiny_params, tmp_
     # the ONNX export counts what the PyTorch weights count
     onnx_predictor, _ = load_predictor(str(result.onnx), backend="onnx")
     assert abs(int(onnx_predictor.counts(onnx_predictor.predict(image)).sum()) - int(counts.sum())) <= 1
+
+
+@pytest.mark.gpu
+def test_heatmap_model_counts_alike_on_the_gpu_engine_and_the_cpu_pipeline(tiny_dataset: Path):
+    """A heatmap model trained on CUDA for a few seconds: the all-GPU engine (fp16, CUDA graphs, GPU merge)
+    counts what the numpy pipeline counts on the same photos (within 2 %), and the calibration applies to both."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from rookery.inference.backends import TorchBackend
+    from rookery.inference.options import PredictOptions
+    from rookery.inference.predictor import Predictor
+    from rookery.training.heatmap import HeatmapParams, load_tiles, train_heatmap
+    from rookery.training.recipe import canonical_of
+
+    tiles = load_tiles(tiny_dataset, ("train", "val", "test"))
+    model = train_heatmap(tiles, ["a", "b"], [20.0, 30.0], HeatmapParams(seconds=15, device="cuda:0", batch=16))
+    c = canonical_of(tiny_dataset)
+    options = PredictOptions(tile=c.tile, overlap=c.overlap, imgsz=c.tile, conf=0.2, batch=8)
+    photos = sorted((tiny_dataset.parent / "survey" / "train").glob("*.jpg"))
+    assert photos
+    counts = {}
+    for engine in (True, False):
+        predictor = Predictor(TorchBackend(model, ["a", "b"], "cuda:0"), options, gpu_engine=engine, canonical=c)
+        counts[engine] = sum(int(predictor.counts(b).sum()) for b in predictor.predict_many(photos))  # type: ignore[union-attr]
+    assert counts[True] > 0
+    assert abs(counts[True] - counts[False]) <= max(1, 0.02 * counts[False])
