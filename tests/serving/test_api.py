@@ -53,6 +53,14 @@ def test_predict_counts_a_photo_like_the_predictor_and_stores_it(client, photos:
     assert result["total"] == len(boxes) > 0
     assert list(result["counts"].values()) == boxes.counts(2).tolist()
     assert [d["class_id"] for d in result["detections"]] == boxes.cls.tolist()
+    # each count with its 90 % interval: the Predictor's (this model has no calibration: the default one)
+    bounds = predictor.count_intervals(boxes.counts(2))
+    assert result["intervals"] == dict(zip(names, bounds.tolist(), strict=True))
+    assert all(lo <= result["counts"][n] <= hi for n, (lo, hi) in result["intervals"].items())
+    assert any(lo < hi for lo, hi in result["intervals"].values())  # an interval, not the count twice
+    assert result["total_interval"] == [sum(lo for lo, _ in bounds), sum(hi for _, hi in bounds)]
+    assert result["total_interval"][0] <= result["total"] <= result["total_interval"][1]
+    assert result["interval_level"] == 0.9 and result["interval_calibrated"] is False
     np.testing.assert_allclose(
         [[d["x1"], d["y1"], d["x2"], d["y2"]] for d in result["detections"]], boxes.xyxy, atol=0.01
     )
@@ -70,6 +78,8 @@ def test_predict_counts_a_photo_like_the_predictor_and_stores_it(client, photos:
     stored = client.get(f"/api/v1/predictions/{result['id']}").json()
     assert stored["detections"] == result["detections"] and stored["annotated_image"] is None
     assert stored["counts"] == result["counts"] and stored["created_at"] == result["created_at"]
+    for key in ("intervals", "total_interval", "interval_level", "interval_calibrated"):
+        assert stored[key] == result[key], key
     assert stored["model"] == result["model"]  # the run id too: that version is the one loaded
 
 
@@ -80,6 +90,9 @@ def test_several_photos_and_options(client, photos: list[Path]):
     assert all(r["annotated_image"] is None for r in body["results"])  # not asked for
     for result in body["results"]:
         assert result["total"] == sum(result["counts"].values()) == len(result["detections"])
+        assert list(result["intervals"]) == list(result["counts"])
+        lows, highs = zip(*result["intervals"].values(), strict=True)
+        assert result["total_interval"] == [sum(lows), sum(highs)]
     # a stricter confidence keeps a subset of the boxes (same tiles)
     loose = _upload(client, uploads[:1], conf="0.001").json()["results"][0]
     strict = _upload(client, uploads[:1], conf="0.01").json()["results"][0]
@@ -114,6 +127,7 @@ def test_history_pages_newest_first_export_and_delete(client, photos: list[Path]
     assert page["total"] == 3 and page["page"] == 1 and page["per_page"] == 2
     assert [i["id"] for i in page["items"]] == ids[::-1][:2]
     assert "detections" not in page["items"][0] and "annotated_image" not in page["items"][0]
+    assert page["items"][0]["intervals"] and page["items"][0]["total_interval"]  # the history lists them too
     assert [i["id"] for i in client.get("/api/v1/predictions?page=2&per_page=2").json()["items"]] == [ids[0]]
     assert client.get("/api/v1/predictions?per_page=1000").status_code == 422
     # CSV export: a header with the classes, one row per prediction, counts as in the API
@@ -125,12 +139,50 @@ def test_history_pages_newest_first_export_and_delete(client, photos: list[Path]
     row = next(r for r in rows if r["id"] == ids[0])
     assert {k: int(row[k]) for k in first["counts"]} == first["counts"] and int(row["total"]) == first["total"]
     assert row["model_version"] == "1" and row["file_name"] == photos[0].name
+    # the intervals' block after the total, as in `rookery predict`'s counts.csv
+    names = list(first["counts"])
+    ends = [f"{c}_{end}" for c in (*names, "total") for end in ("lo", "hi")]
+    assert response.text.splitlines()[0].split(",") == [
+        "id",
+        "created_at",
+        "file_name",
+        "model_version",
+        *names,
+        "total",
+        *ends,
+    ]
+    assert {c: [int(row[f"{c}_lo"]), int(row[f"{c}_hi"])] for c in names} == first["intervals"]
+    assert [int(row["total_lo"]), int(row["total_hi"])] == first["total_interval"]
     # delete: gone from the history, its image too; a second delete is 404
     assert client.delete(f"/api/v1/predictions/{ids[0]}").status_code == 204
     assert client.get(f"/api/v1/predictions/{ids[0]}").status_code == 404
     assert client.get(f"/api/v1/predictions/{ids[0]}/image").status_code == 404
     assert client.delete(f"/api/v1/predictions/{ids[0]}").status_code == 404
     assert client.get("/api/v1/predictions").json()["total"] == 2
+
+
+def test_a_prediction_stored_without_intervals_has_null_intervals(client, photo_bytes: bytes):
+    """A record from before count intervals existed (tests/serving/test_store.py migrates a real one) still loads:
+    its interval fields are null in the API and its interval cells empty in the CSV."""
+    from rookery.serving.store import NewPrediction
+
+    new = _upload(client, [("new.jpg", photo_bytes)], **LOW).json()["results"][0]
+    store = client.app.state.store
+    old = store.add(
+        NewPrediction("old.jpg", "0" * 64, 384, 288, "models:/rookery/1", "rookery", "1", None, new["counts"], [], {}),
+        upload=b"",
+    )
+    nulls = {"intervals": None, "total_interval": None, "interval_level": None, "interval_calibrated": None}
+    got = client.get(f"/api/v1/predictions/{old.id}").json()
+    assert {k: got[k] for k in nulls} == nulls and got["counts"] == new["counts"]
+    items = client.get("/api/v1/predictions").json()["items"]
+    assert [{k: i[k] for k in nulls} == nulls for i in items] == [True, False]  # newest first: the old row
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(client.get("/api/v1/predictions.csv").text))}
+    ends = [f"{c}_{end}" for c in (*new["counts"], "total") for end in ("lo", "hi")]
+    assert [rows[old.id][k] for k in ends] == [""] * len(ends)
+    assert [int(rows[new["id"]][k]) for k in ends] == [
+        v for lo_hi in (*new["intervals"].values(), new["total_interval"]) for v in lo_hi
+    ]
 
 
 @pytest.mark.parametrize("bad_id", ["nope", "0" * 32, "../../etc/passwd", "%2e%2e", "x" * 500])

@@ -9,8 +9,9 @@ import textwrap
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from sqlalchemy import text
 
 from rookery.errors import ConfigError, InputError
 from rookery.serving import store as store_module
+from rookery.serving.intervals import CountIntervals
 from rookery.serving.store import (
     NewPrediction,
     PredictionRecord,
@@ -51,7 +53,9 @@ def store(url: str, files_dir: Path) -> Iterator[PredictionStore]:
     s.close()
 
 
-def new(name: str = "survey 1.jpg", counts: dict[str, int] | None = None) -> NewPrediction:
+def new(
+    name: str = "survey 1.jpg", counts: dict[str, int] | None = None, intervals: CountIntervals | None = None
+) -> NewPrediction:
     # not sorted, keys of different lengths: a store that reorders keys (PostgreSQL's JSONB does) fails
     counts = {"adult_males": 2, "pups": 3, "juveniles": 0} if counts is None else counts
     return NewPrediction(
@@ -66,7 +70,11 @@ def new(name: str = "survey 1.jpg", counts: dict[str, int] | None = None) -> New
         counts=counts,
         detections=[{"class_name": "pups", "class_id": 1, "score": 0.9, "x1": 1.5, "y1": 2.0, "x2": 10.25, "y2": 12.0}],
         timings_ms={"decode": 1.5, "inference": 20.0, "total": 22.0},
+        intervals=intervals,
     )
+
+
+INTERVALS = CountIntervals(0.9, False, {"adult_males": (1, 4), "pups": (2, 6), "juveniles": (0, 1)})
 
 
 def test_add_then_get_returns_the_same_record_with_files_named_by_the_server(
@@ -88,6 +96,86 @@ def test_add_then_get_returns_the_same_record_with_files_named_by_the_server(
     assert upload == files_dir / record.id / "upload.jpg" and upload.read_bytes() == JPEG
     assert annotated == files_dir / record.id / "annotated.jpg" and annotated.read_bytes() == b"annotated"
     assert sorted(p.name for p in files_dir.iterdir()) == [record.id]  # no staging leftovers
+
+
+def test_count_intervals_round_trip_in_class_order(store: PredictionStore) -> None:
+    record = store.add(new(intervals=INTERVALS), JPEG, None)
+    got = store.get(record.id)
+    assert got is not None and got == record and got.intervals == INTERVALS
+    assert list(got.intervals.classes) == ["adult_males", "pups", "juveniles"]  # the order of the counts
+    assert got.intervals.total == (3, 11)  # the sum of the lows and of the highs
+    assert store.page(1, 1)[0][0].intervals == INTERVALS and next(store.iter_all()).intervals == INTERVALS
+    calibrated = CountIntervals(0.8, True, {"pups": (7, 19)})
+    again = store.get(store.add(new(counts={"pups": 12}, intervals=calibrated), JPEG, None).id)
+    assert again is not None and again.intervals == calibrated
+
+
+def test_a_prediction_without_intervals_is_stored_as_null(store: PredictionStore) -> None:
+    record = store.add(new(), JPEG, None)
+    got = store.get(record.id)
+    assert record.intervals is None and got is not None and got.intervals is None
+    with store._engine.connect() as connection:  # SQL NULL, not the JSON text 'null'
+        query = text("SELECT count_intervals IS NULL FROM predictions WHERE id = :id")
+        assert bool(connection.execute(query, {"id": record.id}).scalar_one())
+
+
+def test_rows_of_a_history_made_before_intervals_load_after_the_migration(url: str, files_dir: Path) -> None:
+    """A history at revision 0001 (before count intervals) with one row: opening it migrates it, the old row loads
+    with no intervals, new rows get theirs; downgrading drops the column and keeps the rows."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    engine = store_module._make_engine(store_module.normalize_url(url))
+    config = store_module.alembic_config()
+    old_id = uuid.uuid4().hex
+    old_row: dict[str, Any] = {
+        "id": old_id,
+        "created_at": datetime(2025, 6, 1, 12, 0, tzinfo=UTC),
+        "file_name": "old.jpg",
+        "image_sha256": "0" * 64,
+        "width": 640,
+        "height": 480,
+        "model_uri": "models:/rookery/1",
+        "model_name": "rookery",
+        "model_version": "1",
+        "model_alias": None,
+        "counts": {"pups": 4, "adult_males": 1},
+        "total": 5,
+        "detections": [],
+        "timings": {"total": 10.0},
+        "upload_ext": None,
+        "has_annotated": False,
+    }
+    table = sa.table(  # the table as revision 0001 made it
+        "predictions",
+        *(sa.column(k) for k in old_row if k not in ("created_at", "counts", "detections", "timings")),
+        sa.column("created_at", store_module.UTCDateTime()),
+        *(sa.column(k, sa.JSON()) for k in ("counts", "detections", "timings")),
+    )
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+            connection.execute(table.insert().values(**old_row))
+    finally:
+        engine.dispose()
+
+    s = PredictionStore(url, files_dir)
+    try:
+        old = s.get(old_id)
+        assert old is not None and old.intervals is None
+        assert old.counts == {"pups": 4, "adult_males": 1} and old.total == 5 and old.file_name == "old.jpg"
+        fresh = s.add(new(intervals=INTERVALS), JPEG, None)
+        assert [r.intervals for r in s.iter_all()] == [INTERVALS, None]
+        with s._writer.connect() as connection, connection.begin():
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0001")
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("predictions")}
+            assert "count_intervals" not in columns
+            ids = connection.execute(text("SELECT id FROM predictions")).scalars().all()
+            assert sorted(ids) == sorted([old_id, fresh.id])
+    finally:
+        s.close()
 
 
 def test_upload_type_is_judged_by_content_not_by_the_clients_name(store: PredictionStore) -> None:
@@ -182,13 +270,16 @@ def test_history_survives_reopening(url: str, files_dir: Path) -> None:
 def test_migration_is_idempotent_and_matches_the_model(url: str, files_dir: Path) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     for _ in range(3):  # opening an up-to-date database changes nothing
         PredictionStore(url, files_dir).close()
     s = PredictionStore(url, files_dir)
     try:
         with s._engine.connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+            head = ScriptDirectory.from_config(store_module.alembic_config()).get_current_head()
+            assert head == "0002"  # the count intervals
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head]
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             # The migrations build exactly the table the ORM model describes (a change to one needs the other).
             assert compare_metadata(context, store_module.Base.metadata) == []

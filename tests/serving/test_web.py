@@ -124,10 +124,24 @@ class Page:
 def shown_counts(page: Any) -> tuple[dict[str, int], int]:
     rows = page.locator("#counts tbody tr")
     counts = {
-        rows.nth(i).get_attribute("data-class"): int(rows.nth(i).locator("td.count").inner_text())
+        rows.nth(i).get_attribute("data-class"): int(rows.nth(i).locator("td.count .n").inner_text())
         for i in range(rows.count())
     }
-    return counts, int(page.locator("#total").inner_text())
+    return counts, int(page.locator("#total .n").inner_text())
+
+
+def shown_cells(page: Any) -> tuple[dict[str, str], str]:
+    """The counts table's cells as the reader sees them: "12 (8–17)" per class and for the total."""
+    rows = page.locator("#counts tbody tr")
+    cells = {
+        rows.nth(i).get_attribute("data-class"): rows.nth(i).locator("td.count").inner_text()
+        for i in range(rows.count())
+    }
+    return cells, page.locator("#total").inner_text()
+
+
+def with_interval(n: int, bounds: list[int]) -> str:
+    return f"{n} ({bounds[0]}–{bounds[1]})"
 
 
 def boxes_drawn(page: Any) -> int:
@@ -166,6 +180,17 @@ def test_upload_shows_the_counts_the_api_gives(server: Server, browser: Any, sho
     assert list(counts) == model["class_names"]  # every class of the model, zeros included, in its order
     assert total == stored["total"] == sum(counts.values())
     assert boxes_drawn(page) == len(stored["detections"]) == total
+    # Each count with its 90 % interval, as the API gives it ("n (lo–hi)"), the total's too; one line says so.
+    cells, total_cell = shown_cells(page)
+    assert stored["intervals"] == fresh["results"][0]["intervals"]
+    assert cells == {n: with_interval(counts[n], stored["intervals"][n]) for n in counts}
+    assert total_cell == with_interval(total, stored["total_interval"])
+    expect(page.locator("#interval-note")).to_contain_text("90 % interval")
+    expect(page.locator("#interval-note")).to_contain_text("uncalibrated")  # the session model has no calibration
+    bars = page.locator("#chart svg g.bar-interval")  # an error bar per class
+    assert [[int(bars.nth(i).get_attribute(f"data-{e}")) for e in ("lo", "hi")] for i in range(bars.count())] == list(
+        stored["intervals"].values()
+    )
     page.screenshot(path=shots / "web-desktop-result.png", full_page=True)
 
     # Hiding a class takes its boxes off the photo (and fades its bar); showing it brings them back.
@@ -193,7 +218,10 @@ def test_upload_shows_the_counts_the_api_gives(server: Server, browser: Any, sho
     with page.expect_download() as download:
         page.get_by_role("button", name="Counts CSV").click()
     rows = Path(download.value.path()).read_text().splitlines()
-    header, row = ",".join(["image", *counts, "total"]), ",".join([photo.name, *map(str, counts.values()), str(total)])
+    ends = [f"{c}_{end}" for c in (*counts, "total") for end in ("lo", "hi")]
+    bounds = [v for lo_hi in (*stored["intervals"].values(), stored["total_interval"]) for v in lo_hi]
+    header = ",".join(["image", *counts, "total", *ends])  # the columns of `rookery predict`'s counts.csv
+    row = ",".join([photo.name, *map(str, counts.values()), str(total), *map(str, bounds)])
     assert rows == [header, row]
 
     tab.close(allow=r"401")
@@ -216,6 +244,7 @@ def test_upload_shows_the_counts_the_api_gives(server: Server, browser: Any, sho
     else:  # only the server's annotated copy: shown as it is
         expect(page.locator("#viewer-note")).to_contain_text("as the server annotated it")
     assert shown_counts(page) == (counts, total)
+    assert shown_cells(page) == (cells, total_cell)
     page.screenshot(path=shots / "web-phone-stored.png", full_page=True)
     tab.close()
 
@@ -234,10 +263,14 @@ def test_history_and_model_pages(server: Server, browser: Any, shots: Path, _tra
     tab.goto("/history")
     first = page.locator("#history tbody tr").first
     expect(first).to_have_attribute("data-id", newest["id"])  # newest first
-    assert first.locator("td.total").inner_text() == str(newest["total"])
+    total_cell = with_interval(newest["total"], newest["total_interval"])
+    assert first.locator("td.total").inner_text() == total_cell
+    class_cells = [first.locator("td.class-count").nth(i).inner_text() for i in range(len(newest["counts"]))]
+    assert class_cells == [with_interval(n, newest["intervals"][c]) for c, n in newest["counts"].items()]
     first.get_by_role("link", name=photo.name).click()
     expect(page).to_have_url(f"{server.url}/predictions/{newest['id']}")
-    expect(page.locator("#total")).to_have_text(str(newest["total"]))
+    expect(page.locator("#total")).to_have_text(total_cell)
+    expect(page.locator("#interval-note")).to_contain_text("90 % interval")
     page.goto(f"{server.url}/history")
     expect(page.locator("#history tbody tr").first).to_be_visible()
     page.screenshot(path=shots / "web-desktop-history.png", full_page=True)

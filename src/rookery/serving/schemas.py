@@ -45,6 +45,25 @@ class PredictionSummary(BaseModel):
     model: ModelRef
     counts: dict[str, int] = Field(description="Objects per class, every class of the model, in class order.")
     total: int
+    intervals: dict[str, tuple[int, int]] | None = Field(
+        None,
+        description="Each class's count interval [lo, hi] at interval_level (lo <= count <= hi), the classes of "
+        "`counts` in its order; null for a prediction stored before intervals existed.",
+        examples=[{"adult_males": [2, 6], "pups": [0, 3]}],
+    )
+    total_interval: tuple[int, int] | None = Field(
+        None,
+        description="The total's interval: the sum of the class lows and of the class highs. Conservative: at "
+        "least as wide as a real interval of the total at interval_level, as the errors of classes partly cancel.",
+        examples=[[2, 9]],
+    )
+    interval_level: float | None = Field(None, description="The intervals' level: 0.9 is a 90 % interval.")
+    interval_calibrated: bool | None = Field(
+        None,
+        description="True when the intervals come from a calibration fitted on held-out photos and in force for "
+        "this prediction; false for the uncalibrated default (about ±40 %) or when the request set `conf` (which "
+        "replaces the calibrated per-class thresholds).",
+    )
     timings_ms: dict[str, float] = Field(description="decode, inference, render and total, in milliseconds.")
     image_url: str | None = Field(description="The annotated photo (JPEG).")
     upload_url: str | None = Field(None, description="The uploaded photo as it was sent.")

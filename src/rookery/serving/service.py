@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 import cv2
 
 from rookery.errors import RookeryError
+from rookery.serving.intervals import count_intervals
 from rookery.serving.metrics import Metrics
 from rookery.serving.model_holder import LoadedModel
 from rookery.serving.store import NewPrediction, PredictionRecord, PredictionStore
@@ -124,6 +125,7 @@ def _predict_one(
         inference_s = time.perf_counter() - t0
     names = model.class_names
     counts = [int(n) for n in boxes.counts(len(names))]
+    intervals = count_intervals(model.predictor, counts, overrides)
     t0 = time.perf_counter()
     annotated = _annotated_jpeg(decoded.image, boxes, names)
     render_ms = (time.perf_counter() - t0) * 1000.0
@@ -160,6 +162,7 @@ def _predict_one(
             counts=dict(zip(names, counts, strict=True)),
             detections=detections,
             timings_ms=timings,
+            intervals=intervals,
         ),
         upload=data,
         annotated_jpeg=annotated,
@@ -233,6 +236,7 @@ def prediction_payload(
         },
         "counts": record.counts,
         "total": record.total,
+        **interval_fields(record),
         "timings_ms": record.timings_ms,
         "image_url": f"/api/v1/predictions/{record.id}/image" if record.has_annotated else None,
         "upload_url": f"/api/v1/predictions/{record.id}/upload" if record.has_upload else None,
@@ -243,9 +247,24 @@ def prediction_payload(
     return payload
 
 
+def interval_fields(record: PredictionRecord) -> dict[str, Any]:
+    """The API's interval fields of a record; all null for one stored before intervals existed."""
+    iv = record.intervals
+    if iv is None:
+        return {"intervals": None, "total_interval": None, "interval_level": None, "interval_calibrated": None}
+    return {
+        "intervals": {name: list(bounds) for name, bounds in iv.classes.items()},
+        "total_interval": list(iv.total),  # the sum of the class lows and highs: conservative
+        "interval_level": iv.level,
+        "interval_calibrated": iv.calibrated,
+    }
+
+
 def history_csv(store: PredictionStore, class_names: Iterable[str] = ()) -> Iterator[str]:
-    """id,created_at,file_name,model_version,<class columns>,total: the current model's classes first, then any
-    other class found in the history (two passes over the history; nothing is held in memory but the names)."""
+    """id,created_at,file_name,model_version,<class columns>,total, then the intervals' block <class>_lo,<class>_hi
+    ...,total_lo,total_hi (the block of `rookery predict`'s counts.csv; empty cells where a record has no interval
+    for a class). The current model's classes first, then any other class found in the history (two passes over
+    the history; nothing is held in memory but the names)."""
     columns = list(dict.fromkeys(class_names))
     seen = set(columns)
     for record in store.iter_all():
@@ -262,13 +281,19 @@ def history_csv(store: PredictionStore, class_names: Iterable[str] = ()) -> Iter
         buffer.truncate()
         return text
 
-    writer.writerow(["id", "created_at", "file_name", "model_version", *columns, "total"])
+    ends = [f"{c}_{end}" for c in (*columns, "total") for end in ("lo", "hi")]
+    writer.writerow(["id", "created_at", "file_name", "model_version", *columns, "total", *ends])
     yield flush()
     for record in store.iter_all():
         counts = [record.counts.get(c, 0) for c in columns]
         name = _no_formula(record.file_name)
-        row = [record.id, record.created_at.isoformat(), name, record.model_version or "", *counts]
-        writer.writerow([*row, record.total])
+        row = [record.id, record.created_at.isoformat(), name, record.model_version or "", *counts, record.total]
+        iv = record.intervals
+        if iv is None:
+            bounds: list[Any] = [""] * len(ends)
+        else:
+            bounds = [v for c in columns for v in iv.classes.get(c, ("", ""))] + list(iv.total)
+        writer.writerow([*row, *bounds])
         yield flush()
 
 

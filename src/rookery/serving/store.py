@@ -30,6 +30,7 @@ from sqlalchemy.types import TypeDecorator
 
 from rookery.errors import ConfigError, InputError
 from rookery.imaging import sniff_image_type
+from rookery.serving.intervals import CountIntervals
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 FileKind = Literal["upload", "annotated"]
@@ -57,6 +58,7 @@ class NewPrediction:
     counts: dict[str, int]  # every class of the model, zeros included, in class order
     detections: list[dict[str, Any]]  # {"class_name", "class_id", "score", "x1", "y1", "x2", "y2"} photo pixels
     timings_ms: dict[str, float]
+    intervals: CountIntervals | None = None  # None: no intervals (records made before they existed)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +95,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # Plain JSON, not PostgreSQL's JSONB: JSONB reorders object keys, and counts must stay in the model's class order.
 JSONType = JSON()
+# A JSON column that may be missing: Python None is SQL NULL (plain JSON() would store the JSON text 'null').
+NullableJSON = JSON(none_as_null=True)
 
 
 class Base(DeclarativeBase):
@@ -118,6 +122,8 @@ class _Prediction(Base):
     timings: Mapped[dict[str, float]] = mapped_column(JSONType)
     upload_ext: Mapped[str | None] = mapped_column(String(8))  # None: no upload kept
     has_annotated: Mapped[bool] = mapped_column(default=False)
+    # CountIntervals.to_json(); NULL in rows made before intervals existed (migration 0002)
+    count_intervals: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)
 
 
 def _record(row: _Prediction) -> PredictionRecord:
@@ -135,6 +141,7 @@ def _record(row: _Prediction) -> PredictionRecord:
         counts=dict(row.counts),
         detections=list(row.detections),
         timings_ms=dict(row.timings),
+        intervals=CountIntervals.from_json(row.count_intervals),
         total=row.total,
         has_upload=row.upload_ext is not None,
         has_annotated=row.has_annotated,
@@ -257,6 +264,7 @@ class PredictionStore:
                 timings={str(k): float(v) for k, v in new.timings_ms.items()},
                 upload_ext=ext,
                 has_annotated=annotated_jpeg is not None,
+                count_intervals=None if new.intervals is None else new.intervals.to_json(),
             )
             with self._write.begin() as session:
                 session.add(row)

@@ -55,9 +55,9 @@ def predict(
     overlap: Annotated[int | None, Form(ge=0, le=2048, description="Overlap of tiles in pixels (model's).")] = None,
     return_image: Annotated[bool, Form(description="Include the annotated photo as base64 JPEG.")] = False,
 ) -> Any:
-    """Each photo is counted, stored in the history and answered with its counts per class, boxes and timings.
-    A file that is not a readable image is listed in `errors` and the others are counted; when no file can be
-    counted the answer is a 4xx with the reason."""
+    """Each photo is counted, stored in the history and answered with its counts per class (each with its 90 %
+    interval), boxes and timings. A file that is not a readable image is listed in `errors` and the others are
+    counted; when no file can be counted the answer is a 4xx with the reason."""
     if len(files) > MAX_FILES:
         raise HTTPException(413, f"{len(files)} files were sent; send at most {MAX_FILES} per request")
     params = service.PredictParams(conf=conf, tile=tile, overlap=overlap, return_image=return_image)
@@ -83,7 +83,11 @@ def list_predictions(
     summary="The whole history as CSV",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/csv": {}}, "description": "id,created_at,file_name,model_version,<classes>,total"}
+        200: {
+            "content": {"text/csv": {}},
+            "description": "id,created_at,file_name,model_version,<classes>,total, then each count's interval: "
+            "<class>_lo,<class>_hi,...,total_lo,total_hi (empty for predictions stored without one)",
+        }
     },
 )
 def export_csv(store: StoreDep, holder: HolderDep) -> StreamingResponse:

@@ -51,6 +51,20 @@
     return Math.abs(value) >= 1000 ? value.toFixed(1) : value.toPrecision(4);
   }
 
+  /** A count with its interval, "12 (8–17)", as nodes for el(); just the count when there is no interval (a
+   * prediction stored before intervals existed). The count stays alone in span.n, the interval in span.interval. */
+  function withInterval(count, bounds) {
+    const n = el("span", { class: "n" }, String(count));
+    if (!Array.isArray(bounds) || bounds.length !== 2) return [n];
+    return [n, " ", el("span", { class: "interval", "data-lo": bounds[0], "data-hi": bounds[1] }, `(${bounds[0]}–${bounds[1]})`)];
+  }
+
+  /** The interval of a sum of counts: the sum of the lows and of the highs (conservative); null if one is missing. */
+  function sumIntervals(list) {
+    if (!list.length || list.some((b) => !Array.isArray(b))) return null;
+    return list.reduce(([lo, hi], b) => [lo + b[0], hi + b[1]], [0, 0]);
+  }
+
   function formatMB(bytes) {
     return (bytes / MB).toFixed(bytes < 10 * MB ? 1 : 0) + " MB";
   }
@@ -202,5 +216,5 @@
     return out;
   }
 
-  Object.assign(R, { body, BASE, API, MB, $, el, svg, formatTime, formatNumber, formatMB, showError, clearError, ApiError, hasKey, keyHeaders, detailFrom, api, apiJson, handleApiError, askForKey, setupKeyPanel, classColours });
+  Object.assign(R, { body, BASE, API, MB, $, el, svg, formatTime, formatNumber, formatMB, withInterval, sumIntervals, showError, clearError, ApiError, hasKey, keyHeaders, detailFrom, api, apiJson, handleApiError, askForKey, setupKeyPanel, classColours });
 })((window.rookery = window.rookery || {}));

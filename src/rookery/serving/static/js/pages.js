@@ -2,7 +2,7 @@
 (function (R) {
   "use strict";
 
-  const { body, BASE, $, el, formatTime, formatNumber, api, apiJson, handleApiError, saveFile, ResultView } = R;
+  const { body, BASE, $, el, formatTime, formatNumber, withInterval, api, apiJson, handleApiError, saveFile, ResultView } = R;
 
   // --- the stored prediction page ------------------------------------------------------------------------
 
@@ -78,9 +78,13 @@
           el("th", { scope: "row" }, el("a", { href: `${BASE}/predictions/${encodeURIComponent(item.id)}` }, item.file_name)),
           el("td", { class: "model nowrap" }, model.version ? `v${model.version}${model.alias ? " @" + model.alias : ""}` : model.label || ""),
           classes.map((name) =>
-            el("td", { class: "num class-count", "data-label": name.replace(/_/g, " ") }, name in item.counts ? String(item.counts[name]) : "–"),
+            el(
+              "td",
+              { class: "num class-count", "data-label": name.replace(/_/g, " ") },
+              name in item.counts ? withInterval(item.counts[name], (item.intervals || {})[name]) : "–",
+            ),
           ),
-          el("td", { class: "num total" }, String(item.total)),
+          el("td", { class: "num total" }, withInterval(item.total, item.total_interval)),
         );
       }),
     );

@@ -2,7 +2,7 @@
 (function (R) {
   "use strict";
 
-  const { body, BASE, $, el, svg, formatTime, api, ApiError, handleApiError, classColours, Viewer } = R;
+  const { body, BASE, $, el, svg, formatTime, withInterval, api, ApiError, handleApiError, classColours, Viewer } = R;
 
   // --- downloads ----------------------------------------------------------------------------------------
 
@@ -26,13 +26,29 @@
     return `${stem || "photo"}-${String(prediction.id).slice(0, 8)}`;
   }
 
-  // The same columns as `rookery predict` writes in counts.csv and detections.csv.
+  // The same columns as `rookery predict` writes in counts.csv and detections.csv: the counts, then each count's
+  // interval (empty cells for a prediction stored before intervals existed).
   function countsCsv(prediction) {
     const names = Object.keys(prediction.counts);
+    const intervals = prediction.intervals || {};
+    const ends = (bounds) => (Array.isArray(bounds) ? bounds : ["", ""]);
     return csvText([
-      ["image", ...names, "total"],
-      [prediction.file_name, ...names.map((n) => prediction.counts[n]), prediction.total],
+      ["image", ...names, "total", ...[...names, "total"].flatMap((n) => [`${n}_lo`, `${n}_hi`])],
+      [
+        prediction.file_name,
+        ...names.map((n) => prediction.counts[n]),
+        prediction.total,
+        ...names.flatMap((n) => ends(intervals[n])),
+        ...ends(prediction.total_interval),
+      ],
     ]);
+  }
+
+  /** The line under the counts table that says what the brackets hold. */
+  function intervalNote(prediction) {
+    if (!prediction.intervals) return "No interval was stored with this prediction (counted before intervals existed).";
+    const level = `${Math.round((prediction.interval_level || 0.9) * 100)} % interval`;
+    return `In brackets: the ${level} of each count` + (prediction.interval_calibrated ? "." : " (uncalibrated: about ±40 %).");
   }
 
   function detectionsCsv(prediction) {
@@ -184,7 +200,7 @@
     }
 
     drawChart() {
-      renderChart($("#chart"), this.prediction.counts, this.colours, this.viewer.hidden);
+      renderChart($("#chart"), this.prediction.counts, this.prediction.intervals, this.colours, this.viewer.hidden);
     }
 
     renderCounts(prediction, names, colours) {
@@ -200,11 +216,12 @@
           { "data-class": name },
           el("td", { class: "toggle" }, box, el("label", { for: id, class: "visually-hidden" }, `Show ${name}`)),
           el("th", { scope: "row" }, el("span", { class: "swatch", style: `background:${colours[name]}` }), name),
-          el("td", { class: "count num" }, String(prediction.counts[name])),
+          el("td", { class: "count num" }, withInterval(prediction.counts[name], (prediction.intervals || {})[name])),
         );
       });
       $("#counts tbody").replaceChildren(...rows);
-      $("#total").textContent = String(prediction.total);
+      $("#total").replaceChildren(...withInterval(prediction.total, prediction.total_interval));
+      $("#interval-note").textContent = intervalNote(prediction);
     }
 
     applyToggles() {
@@ -214,10 +231,12 @@
     }
   }
 
-  /** A horizontal bar per class in its colour, as inline SVG; hidden classes are drawn faint. */
-  function renderChart(container, counts, colours, hidden) {
+  /** A horizontal bar per class in its colour, as inline SVG, with its interval as an error bar; hidden classes are
+   * drawn faint. */
+  function renderChart(container, counts, intervals, colours, hidden) {
     const names = Object.keys(counts);
-    const max = Math.max(1, ...names.map((n) => counts[n]));
+    const bounds = (name) => (intervals && Array.isArray(intervals[name]) ? intervals[name] : null);
+    const max = Math.max(1, ...names.map((n) => (bounds(n) ? bounds(n)[1] : counts[n])));
     // Laid out in the container's own pixels, so the labels are as large as the page's text.
     const width = Math.max(240, container.clientWidth || 320);
     const row = 30;
@@ -230,7 +249,8 @@
       width,
       height,
       role: "img",
-      "aria-label": "Bar chart: " + names.map((n) => `${n} ${counts[n]}`).join(", "),
+      "aria-label":
+        "Bar chart: " + names.map((n) => `${n} ${counts[n]}` + (bounds(n) ? ` (${bounds(n)[0]} to ${bounds(n)[1]})` : "")).join(", "),
       class: "bars",
     });
     names.forEach((name, i) => {
@@ -243,6 +263,20 @@
         svg("rect", { x: labelWidth, y: y + 5, width: length, height: row - 10, rx: 3, fill: colours[name] }),
         svg("text", { x: labelWidth + barMax + 8, y: y + row / 2, "dominant-baseline": "central", class: "bar-value" }, counts[name]),
       );
+      const b = bounds(name);
+      if (b) {
+        // The interval as an error bar: a line from the low to the high end, with a cap at each.
+        const [x0, x1] = b.map((v) => labelWidth + (v / max) * barMax);
+        const mid = y + row / 2;
+        const cap = (row - 10) / 2 - 2;
+        const error = svg("g", { class: "bar-interval", "data-lo": b[0], "data-hi": b[1] });
+        error.append(
+          svg("line", { x1: x0, y1: mid, x2: x1, y2: mid }),
+          svg("line", { x1: x0, y1: mid - cap, x2: x0, y2: mid + cap }),
+          svg("line", { x1: x1, y1: mid - cap, x2: x1, y2: mid + cap }),
+        );
+        group.append(error);
+      }
       chart.append(group);
     });
     container.replaceChildren(chart);

@@ -2,7 +2,7 @@
 (function (R) {
   "use strict";
 
-  const { body, BASE, API, MB, $, el, formatMB, showError, clearError, ApiError, hasKey, keyHeaders, detailFrom, handleApiError, askForKey, ResultView } = R;
+  const { body, BASE, API, MB, $, el, formatMB, withInterval, sumIntervals, showError, clearError, ApiError, hasKey, keyHeaders, detailFrom, handleApiError, askForKey, ResultView } = R;
 
   // --- the upload page --------------------------------------------------------------------------------------
 
@@ -184,7 +184,7 @@
           "tr",
           { "data-id": prediction.id, class: i === 0 ? "selected" : null },
           el("th", { scope: "row" }, el("a", { href: `${BASE}/predictions/${encodeURIComponent(prediction.id)}` }, prediction.file_name)),
-          el("td", { class: "num" }, String(prediction.total)),
+          el("td", { class: "num" }, withInterval(prediction.total, prediction.total_interval)),
           el(
             "td",
             {},
@@ -206,7 +206,8 @@
       );
       if (results.length > 1) {
         const total = results.reduce((sum, r) => sum + r.prediction.total, 0);
-        rows.push(el("tr", { class: "sum" }, el("th", { scope: "row" }, "All photos"), el("td", { class: "num" }, String(total)), el("td")));
+        const bounds = sumIntervals(results.map((r) => r.prediction.total_interval)); // conservative, like each total's
+        rows.push(el("tr", { class: "sum" }, el("th", { scope: "row" }, "All photos"), el("td", { class: "num" }, withInterval(total, bounds)), el("td")));
       }
       $("#batch-table tbody").replaceChildren(...rows);
       $("#batch-errors").replaceChildren(...errors.map((e) => el("li", {}, `${e.file_name}: ${e.detail}`)));
