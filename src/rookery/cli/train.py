@@ -33,7 +33,7 @@ def train(
     ] = None,
     calibration_folds: Annotated[
         int, typer.Option(min=0, max=10, help="heatmap: photo folds that calibrate the counts (0: none).")
-    ] = 2,
+    ] = 3,
     model: Annotated[
         str, typer.Option(help="Model config (yolov8n.yaml, yolo11n.yaml: from scratch) or local weights .pt.")
     ] = "yolov8n.yaml",

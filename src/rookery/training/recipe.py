@@ -38,7 +38,7 @@ PREDICT_CONF = 0.05  # held-out photos are counted at this score; thresholds are
 @dataclass(frozen=True)
 class RecipeParams:
     seconds: float = 600.0  # whole budget: folds + 1 trainings
-    folds: int = 2  # 0 or 1: no calibration (the uncalibrated default interval, threshold 0.5)
+    folds: int = 3  # 0 or 1: no calibration (the uncalibrated default interval, threshold 0.5)
     heatmap: HeatmapParams = field(default_factory=HeatmapParams)
     level: float = 0.9
 

@@ -44,7 +44,7 @@ class TrainParams(BaseModel):
     # `rookery train`) or "yolo" (Ultralytics boxes). See README, "The counting recipe".
     recipe: Literal["heatmap", "yolo"] = "yolo"
     time: Annotated[float | None, Field(gt=0)] = None  # wall-time budget in seconds (None: epochs / the default)
-    calibration_folds: Annotated[int, Field(ge=0, le=10)] = 2  # heatmap: folds that calibrate counts and intervals
+    calibration_folds: Annotated[int, Field(ge=0, le=10)] = 3  # heatmap: folds that calibrate counts and intervals
     model: str = "yolov8n.yaml"
     epochs: int = Field(50, ge=1)
     imgsz: int = Field(640, ge=32)
