@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -33,6 +34,34 @@ class Settings(BaseSettings):
     max_upload_mb: float = 50.0  # per request; larger uploads get 413
     max_pixels: int = 150_000_000  # per image (decompression bombs: 450 MB decoded); a 5600x3700 photo is 21 Mpx
     registry_poll_seconds: float = 30.0  # how often a server following an alias asks the registry
+    # Work per request (rookery.serving.budget): a client picks tile and overlap, so both are bounded, and so is
+    # the sum over a request's photos of their pixels and of tiles x network input pixels (413 past either).
+    min_tile: int = 64  # smallest tile a request may ask for, in photo pixels; overlap must stay under tile / 2
+    max_request_megapixels: float = 1_000.0  # decoded pixels over all photos of one request (~47 survey photos)
+    max_request_work_megapixels: float = 2_000.0  # tiles x network input pixels over all photos of one request
+    max_detections_per_tile: int = 1_000  # per tile of the network; more are cut (highest scores kept)
+    max_detections_per_photo: int = 20_000  # per photo; the answer says when the cap was hit
+    # Hosts the server answers (the Host header; DNS rebinding): empty = localhost, 127.0.0.1, ::1 and `host`.
+    # Comma-separated in the environment: ROOKERY_ALLOWED_HOSTS=counts.example.org,localhost ('*' allows any).
+    allowed_hosts: Annotated[list[str], NoDecode] = []
+    host: str = "127.0.0.1"  # the address `rookery serve` binds (set by its --host)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    def hosts(self) -> list[str]:
+        """The Host header values the server answers: `allowed_hosts`, or loopback names and the bind address."""
+        if self.allowed_hosts:
+            return list(self.allowed_hosts)
+        defaults = ["localhost", "127.0.0.1", "::1", "[::1]"]
+        bind = self.host.strip().strip("[]")
+        if bind and bind not in ("0.0.0.0", "::"):
+            defaults.append(f"[{bind}]" if ":" in bind else bind)
+        return list(dict.fromkeys(defaults))
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

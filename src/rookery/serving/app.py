@@ -106,7 +106,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.limits = Limits.of(settings.max_upload_mb, settings.max_pixels)
+    app.state.limits = Limits.from_settings(settings)
     _add_error_handlers(app, metrics)
 
     from rookery.serving.routes import api, health, mlflow_compat

@@ -17,12 +17,15 @@ from typing import Any, BinaryIO
 
 import cv2
 
+from rookery.config import Settings
 from rookery.errors import RookeryError
+from rookery.imaging import sniff_image_type
+from rookery.serving.budget import Budget, Tiling, WorkTooLarge, check_tiling
 from rookery.serving.intervals import count_intervals
 from rookery.serving.metrics import Metrics
 from rookery.serving.model_holder import LoadedModel
 from rookery.serving.store import NewPrediction, PredictionRecord, PredictionStore
-from rookery.serving.uploads import UploadError, decode_upload, display_name, max_upload_bytes
+from rookery.serving.uploads import UploadError, decode_upload, display_name, header_size, max_upload_bytes
 
 _JPEG_QUALITY = 85
 _LISTED_FAILURES = 5  # failures named in the message when every file of a request failed
@@ -41,7 +44,8 @@ PHOTOS_IN_FLIGHT = 2  # decoded photos per process: one in the model, the next o
 
 @dataclass(frozen=True)
 class Limits:
-    """An app's limits: bytes and pixels per photo, and how many decoded photos may wait for the model.
+    """An app's limits: bytes and pixels per photo, work per request, and how many decoded photos may wait for the
+    model.
 
     Requests run in a pool of threads (40); without `slots`, each could decode a 60 MB survey photo and queue
     it for the one inference at a time. With it, at most PHOTOS_IN_FLIGHT photos are decoded and not yet
@@ -50,11 +54,34 @@ class Limits:
 
     max_bytes: int
     max_pixels: int
+    min_tile: int = 64
+    max_request_pixels: int = 1_000_000_000
+    max_request_work: int = 2_000_000_000
+    max_per_photo: int = 20_000
     slots: threading.Semaphore = field(default_factory=lambda: threading.BoundedSemaphore(PHOTOS_IN_FLIGHT))
 
     @classmethod
     def of(cls, max_upload_mb: float, max_pixels: int) -> Limits:
         return cls(max_upload_bytes(max_upload_mb), max_pixels)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_upload_bytes(settings.max_upload_mb),
+            settings.max_pixels,
+            min_tile=settings.min_tile,
+            max_request_pixels=int(settings.max_request_megapixels * 1e6),
+            max_request_work=int(settings.max_request_work_megapixels * 1e6),
+            max_per_photo=settings.max_detections_per_photo,
+        )
+
+    def budget(self, model: LoadedModel, overrides: dict[str, Any]) -> Budget:
+        """The work budget of one request with these options (checked: tile and overlap within bounds)."""
+        options = model.predictor.options.with_overrides(**overrides)
+        if "tile" in overrides or "overlap" in overrides:
+            check_tiling(options.tile, options.overlap, self.min_tile)
+        tiling = Tiling(options.tile, options.overlap, options.imgsz or options.tile)
+        return Budget(tiling, self.max_request_pixels, self.max_request_work)
 
 
 def overrides_for(model: LoadedModel, params: PredictParams) -> dict[str, Any]:
@@ -90,11 +117,26 @@ def predict_files(
     Returns {"results": [...], "errors": [...]}; raises the files' UploadError when none could be counted.
     """
     overrides = overrides_for(model, params)
-    results: list[dict[str, Any]] = []
+    budget = limits.budget(model, overrides)
     failures: list[tuple[str, UploadError | RookeryError]] = []
+    # First the headers of every file (no pixel decoded): the whole request's work is refused before any starts.
+    checked: list[tuple[str | None, bytes]] = []
     for file_name, stream in files:
+        data = stream.read(limits.max_bytes + 1)  # never more than the limit (the body limit applies too)
+        name = display_name(file_name)
         try:
-            data = stream.read(limits.max_bytes + 1)  # never more than the limit (the body limit applies too)
+            if data and len(data) <= limits.max_bytes and sniff_image_type(data) is not None:
+                budget.add(name, *header_size(name, data, limits.max_pixels))
+        except WorkTooLarge:
+            raise
+        except RookeryError as e:
+            failures.append((name, e))
+            metrics.error(getattr(e, "kind", "bad_image"))
+            continue
+        checked.append((file_name, data))
+    results: list[dict[str, Any]] = []
+    for file_name, data in checked:
+        try:
             results.append(_predict_one(file_name, data, overrides, params.return_image, model, store, limits, metrics))
         except RookeryError as e:  # UploadError, or the Predictor refusing this photo
             failures.append((display_name(file_name), e))

@@ -10,6 +10,7 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.exceptions import HTTPException
 
 from rookery.serving import service
+from rookery.serving.budget import check_file_count
 from rookery.serving.deps import HolderDep, LimitsDep, MetricsDep, ModelDep, StoreDep, require_api_key
 from rookery.serving.schemas import (
     ErrorBody,
@@ -19,8 +20,6 @@ from rookery.serving.schemas import (
     PredictResponse,
     ReloadResponse,
 )
-
-MAX_FILES = 100  # per request; the total size is limited too (ROOKERY_MAX_UPLOAD_MB)
 
 _errors: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "The server has an API key and the request did not carry it."},
@@ -58,8 +57,7 @@ def predict(
     """Each photo is counted, stored in the history and answered with its counts per class (each with its 90 %
     interval), boxes and timings. A file that is not a readable image is listed in `errors` and the others are
     counted; when no file can be counted the answer is a 4xx with the reason."""
-    if len(files) > MAX_FILES:
-        raise HTTPException(413, f"{len(files)} files were sent; send at most {MAX_FILES} per request")
+    check_file_count(len(files))
     params = service.PredictParams(conf=conf, tile=tile, overlap=overlap, return_image=return_image)
     uploads = ((f.filename, f.file) for f in files)
     return service.predict_files(uploads, params, model, store, limits, metrics)

@@ -18,12 +18,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from rookery.errors import ConfigError, RookeryError
+from rookery.imaging import sniff_image_type
+from rookery.serving.budget import check_file_count
 from rookery.serving.deps import LimitsDep, MetricsDep, ModelDep, require_api_key
 from rookery.serving.metrics import Metrics
 from rookery.serving.model_holder import LoadedModel
 from rookery.serving.schemas import ErrorBody, Invocations
 from rookery.serving.service import Limits
-from rookery.serving.uploads import UploadError, decode_upload
+from rookery.serving.uploads import UploadError, decode_upload, header_size
 
 _B64 = {"type": "string", "description": "base64 of the image file's bytes (JPEG, PNG, TIFF, BMP, WebP)"}
 _ROW = {"type": "object", "properties": {"image": _B64}, "required": ["image"]}
@@ -128,6 +130,7 @@ def score(body: bytes, content_type: str, model: LoadedModel, limits: Limits, me
             f"send the scoring request as application/json (or text/csv), not {mime or 'no content type'}"
         )
     frame, params = _validate_prediction_input(frame, params, sig.inputs, sig.params, "mlflow.pyfunc.model")
+    _check_work(frame, params, model, limits)
 
     def decode(value: object, row: int) -> Any:  # one photo at a time: rows are decoded as the model takes them
         raw = image_bytes(value, row)
@@ -140,6 +143,24 @@ def score(body: bytes, content_type: str, model: LoadedModel, limits: Limits, me
     out = io.StringIO()
     mlflow_scoring.predictions_to_json(predictions, out)
     return out.getvalue()
+
+
+def _check_work(frame: Any, params: dict[str, Any] | None, model: LoadedModel, limits: Limits) -> None:
+    """The limits of /api/v1/predict before any row is decoded: files per request, tile and overlap, and the
+    request's work budget (from each image's header)."""
+    from rookery.packaging.pyfunc import image_bytes
+
+    check_file_count(len(frame))
+    options = {k: params[k] for k in ("conf", "iou", "tile", "overlap") if params and params.get(k) is not None}
+    model.check_options(**options)
+    budget = limits.budget(model, options)
+    if "image" not in getattr(frame, "columns", ()):
+        return  # predict_frame says what is missing
+    for row, value in enumerate(frame["image"].tolist()):
+        raw = image_bytes(value, row)
+        name = f"row {row}"
+        if raw and len(raw) <= limits.max_bytes and sniff_image_type(raw) is not None:
+            budget.add(name, *header_size(name, raw, limits.max_pixels))
 
 
 def _count(metrics: Metrics, model: LoadedModel, images: int, predictions: Any) -> None:
