@@ -65,12 +65,61 @@ def test_painted_only_mode_on_the_full_resolution_photo(sealions, tmp_path):
     (tmp_path / "dotted").mkdir()
     shutil.copy(sealions / "dotted_fullres" / "8.jpg", tmp_path / "dotted" / "8.jpg")
     SEALION_CLASSES.save(tmp_path / "classes.yaml")
-    result = runner.invoke(app, _args(tmp_path, "--out", str(tmp_path / "p.csv"), "--workers", "1"))
+    out = ["--out", str(tmp_path / "p.csv"), "--masks-out", str(tmp_path / "m"), "--clean-out", str(tmp_path / "c")]
+    result = runner.invoke(app, [*_args(tmp_path, *out), "--workers", "1"])
     assert result.exit_code == 0, result.output
     points = read_points_csv(tmp_path / "p.csv", SEALION_CLASSES)["8"].points
     truth = read_counts_csv(sealions / "counts.csv", SEALION_CLASSES)["8"]
     np.testing.assert_array_equal(points.counts(5), truth)
     assert "painted photos only" in result.output
+    # The photo with its dots removed: a JPEG of the same size, no longer the colour of a dot at any dot.
+    painted, clean = read_image(tmp_path / "dotted" / "8.jpg"), read_image(tmp_path / "c" / "8.jpg")
+    assert clean.shape == painted.shape and read_image(tmp_path / "m" / "8.png", 0).shape == painted.shape[:2]
+    rows, cols = np.rint(points.xy[:, 1]).astype(int), np.rint(points.xy[:, 0]).astype(int)
+    colours = np.array([c[::-1] for c in SEALION_CLASSES.colors])[points.cls]
+    assert np.linalg.norm(painted[rows, cols].astype(float) - colours, axis=1).max() <= 45
+    assert np.linalg.norm(clean[rows, cols].astype(float) - colours, axis=1).min() > 20
+    assert "1 photo with the dots removed" in result.output
+
+
+def test_clean_out_writes_what_data_build_reads(synth_survey, tmp_path):
+    """--clean-out: the photos without their dots, their masks and points.csv make a data set; a
+    corrupt photo is reported and skipped."""
+    root = tmp_path / "s"
+    (root / "dotted").mkdir(parents=True)
+    shutil.copy(synth_survey.out / "dotted" / "0.png", root / "dotted" / "0.png")
+    (root / "dotted" / "broken.jpg").write_bytes(b"this is not a photo")
+    synth_survey.classes.save(root / "classes.yaml")
+    survey = tmp_path / "survey"
+    cleaned = ["--out", str(survey / "points.csv"), "--masks-out", str(survey / "masks")]
+    result = runner.invoke(app, [*_args(root, *cleaned, "--clean-out", str(survey / "train")), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (survey / "train").iterdir()) == ["0.png"]  # lossless in, lossless out
+    assert sorted(p.name for p in (survey / "masks").iterdir()) == ["0.png"]
+    skipped = [line for line in result.output.splitlines() if line.startswith("skipped photo")]
+    assert len(skipped) == 1 and "broken" in skipped[0] and "not a readable image" in skipped[0]
+    assert "1 photo with the dots removed" in result.output
+    build = ["data", "build", "--points", str(survey / "points.csv"), "--images", str(survey / "train")]
+    build += ["--masks", str(survey / "masks"), "--classes", str(root / "classes.yaml"), "--out", str(tmp_path / "ds")]
+    result = runner.invoke(app, [*build, "--split", "1,0,0", "--tile", "320", "--overlap", "32", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "skipped" not in result.output and (tmp_path / "ds" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        ([], "needs --masks-out"),  # the blacked-out regions would be lost
+        (["--masks-out", "m", "--images", "."], "is for painted photos alone"),  # pair mode has clean photos
+    ],
+)
+def test_clean_out_without_what_it_needs_is_a_usage_error(synth_survey, tmp_path, extra, words):
+    synth_survey.classes.save(tmp_path / "classes.yaml")
+    args = _args(synth_survey.out, "--out", str(tmp_path / "p.csv"), "--clean-out", str(tmp_path / "c"), *extra)
+    args[args.index("--classes") + 1] = str(tmp_path / "classes.yaml")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and words in " ".join(result.output.split())
+    assert not (tmp_path / "c").exists() and not (tmp_path / "p.csv").exists()
 
 
 def test_a_corrupt_photo_is_reported_and_the_others_written(synth_survey, tmp_path):

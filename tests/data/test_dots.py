@@ -11,6 +11,7 @@ from scipy.spatial.distance import cdist
 from rookery.data.classes import SEALION_CLASSES, Classes, ClassSpec
 from rookery.data.dots import DotsReport, UnknownDot, find_dots, find_dots_painted, find_dots_pair
 from rookery.data.points_csv import read_counts_csv, read_points_csv
+from rookery.data.synthetic import generate_survey
 from rookery.imaging import read_image
 from rookery.types import Points
 
@@ -115,6 +116,26 @@ def test_synthetic_points_equal_the_generators(request, fixture, pair):
         assert_same_points(truth[lab.image].points, lab.points, len(survey.classes), tolerance=1.0)
 
 
+@pytest.mark.parametrize(
+    "scale, image_format",
+    [
+        (0.5, "png"),  # dots of radius 2
+        (0.75, "png"),  # radius 3
+        (0.75, "jpg"),  # radius 3, JPEG: a small magenta dot keeps less of its colour
+    ],
+)
+def test_painted_only_mode_finds_dots_smaller_than_the_usual(tmp_path, scale, image_format):
+    """The centre test adapts to small dots (at half scale with JPEG, most vivid dots are lost: pair mode)."""
+    survey = generate_survey(
+        tmp_path, images=1, size=(1000, 750), num_classes=5, seed=2, workers=1, image_format=image_format,
+        object_scale=scale,
+    )  # fmt: skip
+    report = find_dots(survey.out / "dotted", survey.classes, workers=1)
+    truth = read_points_csv(survey.out / "points.csv", survey.classes)["0"].points
+    assert report.unknown == [] and len(truth) > 20
+    assert_same_points(truth, report.labels[0].points, 5, tolerance=1.0)
+
+
 @pytest.mark.parametrize("pair", [True, False])  # pair mode, painted-only mode
 def test_masks_out_writes_the_blacked_out_regions(synth_survey, tmp_path, pair):
     images = synth_survey.out / "train" if pair else None
@@ -186,6 +207,25 @@ def test_brown_dots_are_told_apart_from_brown_rocks():
     points, _, _ = find_dots_painted(paint(painted, dots, radius=4), THREE)
     truth = Points(np.array([(x, y) for x, y, _ in dots], float), np.ones(3, np.int64))
     assert_same_points(truth, points, 3, tolerance=1.0)
+
+
+@pytest.mark.parametrize(
+    "rim, core",
+    [
+        (BROWN, (112, 71, 35)),  # a centre 25 levels lighter per channel (as shading on an animal)
+        (RED, (200, 40, 40)),  # a duller centre: within the red tolerance, 64 from the colour
+    ],
+)
+def test_a_rim_of_dot_colour_without_its_centre_is_no_dot(rim, core):
+    """Painted-only mode: a blob whose pixels are within the colour tolerance on average but whose
+    centre (radius 2.5 px) is far from the class colour is not paint; the real dots beside it are."""
+    dots = [(220, 60, BROWN), (250, 180, RED)]
+    painted = paint(scene(5), [*dots, (100, 120, rim)], radius=4)
+    cv2.circle(painted, (100, 120), 3, core[::-1], -1)
+    points, _, unknown = find_dots_painted(painted, THREE)
+    truth = Points(np.array([(220, 60), (250, 180)], float), np.array([1, 0]))
+    assert_same_points(truth, points, 3, tolerance=0.5)
+    assert unknown == []
 
 
 def test_blacked_out_regions_are_ignored_and_returned():

@@ -1,4 +1,5 @@
-"""`rookery data dots`: painted dots -> points.csv (one row per animal)."""
+"""`rookery data dots`: painted dots -> points.csv (one row per animal), and optionally the painted
+photos with their dots removed, ready for `rookery data build`."""
 
 from __future__ import annotations
 
@@ -37,9 +38,27 @@ def dots(
         Path | None,
         typer.Option(help="Folder to write <image>.png per photo into: 255 = annotated, 0 = blacked out."),
     ] = None,
+    clean_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Painted-only mode: folder to write each photo with its dots removed into (<image>.jpg, "
+            "JPEG quality 95; <image>.png for a lossless photo). Each dot found is inpainted from its "
+            "surroundings over its colour plus 3 px; nothing else changes. Needs --masks-out, so that "
+            "training ignores the blacked-out regions.",
+            file_okay=False,
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(min=0, help="Processes to use; 0 = one per CPU core.")] = 0,
 ) -> None:
-    """Find the painted dots in survey photos and write one point per dot to points.csv."""
+    """Find the painted dots in survey photos and write one point per dot to points.csv.
+
+    Painted photos without a clean twin become training data with their dots removed (--clean-out):
+
+    rookery data dots --dotted painted/ --classes classes.yaml --out survey/points.csv
+    --masks-out survey/masks --clean-out survey/train
+
+    and then: rookery data build --points survey/points.csv --images survey/train --masks survey/masks ...
+    """
     import time
 
     from rich.table import Table
@@ -50,9 +69,18 @@ def dots(
     from rookery.errors import RookeryError
     from rookery.logs import console
 
+    if clean_out is not None and masks_out is None:
+        raise typer.BadParameter(
+            "needs --masks-out too: the cleaned photos keep their blacked-out regions, which training must ignore",
+            param_hint="--clean-out",
+        )
+    if clean_out is not None and images is not None:
+        raise typer.BadParameter(
+            "is for painted photos alone; with --images the clean photos already exist", param_hint="--clean-out"
+        )
     start = time.perf_counter()
     spec = Classes.load(classes)
-    report = find_dots(dotted, spec, images_dir=images, masks_out=masks_out, workers=workers)
+    report = find_dots(dotted, spec, images_dir=images, masks_out=masks_out, workers=workers, clean_out=clean_out)
     for skipped in report.skipped:
         console.print(f"skipped photo {skipped}", highlight=False, soft_wrap=True)
     for unknown in report.unknown:
@@ -75,6 +103,8 @@ def dots(
     console.print(table)
     notes = [f"{len(report.skipped)} skipped"] if report.skipped else []
     notes += [f"{len(report.unknown)} dots of unknown colour not counted"] if report.unknown else []
+    if clean_out is not None:
+        notes += [f"{n} photo{'s' if n != 1 else ''} with the dots removed in {clean_out}"]
     console.print(
         f"wrote {out} in {time.perf_counter() - start:.1f} s" + (f" ({', '.join(notes)})" if notes else ""),
         highlight=False,

@@ -7,8 +7,11 @@ Two modes:
   changed pixels (dots_colour); in a downscaled JPEG pair, where a dot is ~2 px and has lost most of its
   colour, by fitting the change to the class colours (dots_smeared). The two cases are told apart by the
   size of the changed blobs.
-- **painted-only mode**: dots found by colour and shape in the painted photo alone (dots_colour). Exact
-  at full resolution, where dots keep their colour and a radius of ~4-5 px.
+- **painted-only mode**: dots found by colour and shape in the painted photo alone (dots_colour), then
+  settled as the reference points of the real sample were made: each moves to the centroid of its own
+  colour component and is dropped when its centre lacks the class colour (shading on an animal). Exact
+  at full resolution, where dots keep their colour and a radius of ~4-5 px. With `clean_out`, the dots
+  are also removed from the photo (inpaint), so that painted-only photos can be trained on.
 
 A pair whose difference is not a set of small dots (a different region, a copy rotated 180 degrees) is
 skipped with a reason; so is an unreadable photo or a painted photo without its clean twin. A dot of a
@@ -33,8 +36,10 @@ from rookery.data.dots_colour import (
     find_vivid_blobs,
     label_pixels,
     nonzero,
+    settle_dots,
 )
 from rookery.data.dots_smeared import find_smeared_dots
+from rookery.data.inpaint import clean_suffix, remove_dots, rim_margin
 from rookery.errors import InputError, RookeryError
 from rookery.imaging import IMAGE_SUFFIXES, find_image, list_images, read_image, write_image
 from rookery.parallel import map_items
@@ -88,6 +93,8 @@ def find_dots_painted(
     ignore = _large_black(dotted_bgr)
     valid = cv2.bitwise_not(_grow(ignore, IGNORE_MARGIN))
     xy, cls, blobs = find_colour_dots(dotted_bgr, classes, valid=valid)
+    xy, keep = settle_dots(dotted_bgr, xy, cls, classes)
+    xy, cls = xy[keep], cls[keep]
     vivid = find_vivid_blobs(dotted_bgr, classes, valid, _near(blobs, dotted_bgr.shape))
     return Points(xy, cls), ignore > 0, _unknown(image, vivid)
 
@@ -129,18 +136,30 @@ def find_dots(
     images_dir: Path | None = None,
     masks_out: Path | None = None,
     workers: int | None = None,
+    clean_out: Path | None = None,
 ) -> DotsReport:
     """Points of every painted photo in `dotted_dir` (pair mode when `images_dir` holds the clean
     photos under the same names). With `masks_out`, writes `<image>.png` per photo: 255 = annotated,
-    0 = ignore (blacked out in the painted photo)."""
+    0 = ignore (blacked out in the painted photo). With `clean_out` (painted-only mode), writes each
+    photo with its dots inpainted as `<image>.jpg` (`.png` for a lossless photo)."""
     dotted_dir = Path(dotted_dir)
+    if clean_out is not None and images_dir is not None:
+        raise InputError(
+            "removing the dots is for painted photos without a clean twin; in pair mode the clean photos "
+            f"are already in {images_dir}"
+        )
+    if clean_out is not None:
+        for other, what in ((dotted_dir, "the painted photos"), (masks_out, "the masks")):
+            if other is not None and Path(clean_out).resolve() == Path(other).resolve():
+                raise InputError(f"the cleaned photos need a folder of their own, not {clean_out} ({what})")
     painted = list_images(dotted_dir)
     if not painted:
         raise RookeryError(f"{dotted_dir} holds no images (looked for {', '.join(IMAGE_SUFFIXES)})")
     if images_dir is not None and not Path(images_dir).is_dir():
         raise InputError(f"{images_dir} (the clean photos) is not a folder")
-    if masks_out is not None:
-        Path(masks_out).mkdir(parents=True, exist_ok=True)
+    for folder in (masks_out, clean_out):
+        if folder is not None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
     report = DotsReport()
     jobs: list[_Job] = []
     for path in painted:
@@ -151,8 +170,9 @@ def find_dots(
                 report.skipped.append(Skipped(path.stem, f"no clean photo named {path.stem}.* in {images_dir}"))
                 continue
         jobs.append(_Job(path.stem, path, clean))
-    work = functools.partial(_process, classes=classes, masks_out=masks_out)
-    for _, result in map_items(work, jobs, [j.name for j in jobs], "finding dots", workers):
+    work = functools.partial(_process, classes=classes, masks_out=masks_out, clean_out=clean_out)
+    what = "finding and removing dots" if clean_out is not None else "finding dots"
+    for _, result in map_items(work, jobs, [j.name for j in jobs], what, workers):
         if isinstance(result, Skipped):
             report.skipped.append(result)
         else:
@@ -171,7 +191,9 @@ class _Job:
         return self.name
 
 
-def _process(job: _Job, classes: Classes, masks_out: Path | None) -> tuple[ImageLabels, list[UnknownDot]]:
+def _process(
+    job: _Job, classes: Classes, masks_out: Path | None, clean_out: Path | None = None
+) -> tuple[ImageLabels, list[UnknownDot]]:
     dotted = read_image(job.dotted)
     if job.clean is None:
         points, ignore, unknown = find_dots_painted(dotted, classes, job.name)
@@ -179,6 +201,13 @@ def _process(job: _Job, classes: Classes, masks_out: Path | None) -> tuple[Image
         points, ignore, unknown = find_dots_pair(read_image(job.clean), dotted, classes, job.name)
     if masks_out is not None:  # written here, so that big arrays never travel between processes
         write_image(Path(masks_out) / f"{job.name}.png", np.where(ignore, 0, 255).astype(np.uint8))
+    if clean_out is not None:  # the dots of unknown colour are paint too
+        paint = Points(
+            np.concatenate([points.xy, np.array([(u.x, u.y) for u in unknown]).reshape(-1, 2)]),
+            np.concatenate([points.cls, np.full(len(unknown), -1, np.int64)]),
+        )
+        clean, _ = remove_dots(dotted, paint, classes, rim_margin(job.dotted.suffix))
+        write_image(Path(clean_out) / f"{job.name}{clean_suffix(job.dotted.suffix)}", clean)
     h, w = dotted.shape[:2]
     return ImageLabels(job.name, points, size=(w, h)), unknown
 

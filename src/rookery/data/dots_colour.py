@@ -6,6 +6,7 @@ the candidates of one class that touch form a blob. A blob is a dot when its pix
 colour on average (natural brown rocks and animals only graze the tolerance, a painted core sits in
 its middle) and its shape is a compact disc; an elongated blob of two touching dots is split.
 Pair mode passes `changed` (pixels that differ from the clean photo), which rules out the scene.
+Painted-only mode then settles each dot by its own colour component (dot_colour, settle_dots).
 
 Only the few candidate pixels are worked on (as coordinate arrays): whole-image numpy passes would
 cost seconds on a 16 MP photo.
@@ -41,6 +42,18 @@ SPLIT_AREA = 1.6  # a blob this many times the typical dot area of its class, an
 SPLIT_ELONGATION = 2.0  # two touching discs: 2.2 ...
 SPLIT_FILL = 0.8  # ... and they fill their ellipse (0.9), where a dot bleeding into a brown patch does not
 CHANGED_FRACTION = 0.3  # pair mode: share of a dot's pixels that must differ from the clean photo
+# Settling: a painted-only dot is placed as the real sample's reference points were made: at the centroid
+# of its 8-connected pixels within a Euclidean RGB distance of the class colour (tight for a dull colour;
+# a box would join the dot to brown fur), kept when its centre (radius 2.5 px) has the colour on average:
+# shading on an animal can have a rim of dot colour, not a core (an extra dot in the sample's image 41).
+# The sample's vivid dots have centres within 36 (the reference used 40); JPEG desaturates smaller dots
+# (a radius-3 magenta dot: 43), and vivid colours hardly occur in the scene, so they get 45.
+EUCLID_TOLERANCE, DULL_EUCLID_TOLERANCE = 45.0, 20.0
+CENTRE_LIMIT, DULL_CENTRE_LIMIT = 45.0, 30.0  # mean distance within CENTRE_RADIUS
+CENTRE_RADIUS = 2.5
+SETTLE_WINDOW = 8  # px around a dot where its colour component is looked for
+SETTLE_MIN_AREA = 8  # px of a colour component that places a dot
+MAX_SHIFT = 4.0  # px a dot may move to its colour component's centroid
 VIVID = (180, 100)  # unknown colours: HSV saturation and value (0-255) of a painted dot outside classes.yaml
 MAX_SPREAD = 25  # unknown colours: mean distance of a blob's pixels to its mean colour
 
@@ -91,15 +104,20 @@ class Blobs:
 
 def colour_tolerance(classes: Classes) -> np.ndarray:
     """(K,) tolerance per class, narrowed where two class colours are so close that boxes would overlap."""
-    bgr = np.array([[c[::-1] for c in classes.colors]], np.uint8)
-    chroma = np.hypot(*(cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)[0, :, 1:].astype(np.float64) - 128).T)
-    tol = np.where(chroma >= VIVID_CHROMA, VIVID_TOLERANCE, TOLERANCE)
+    tol = np.where(is_vivid(classes), VIVID_TOLERANCE, TOLERANCE)
     colors = np.array(classes.colors, np.int64)
     if len(colors) > 1:
         gaps = np.abs(colors[:, None, :] - colors[None, :, :]).max(axis=2)
         gaps[np.eye(len(colors), dtype=bool)] = 10**6
         tol = np.minimum(tol, gaps.min(axis=1) // 2 - 1)
     return np.maximum(tol, 4).astype(np.int64)
+
+
+def is_vivid(classes: Classes) -> np.ndarray:
+    """(K,) bool: a saturated class colour, rare in the scene (brown is not)."""
+    bgr = np.array([[c[::-1] for c in classes.colors]], np.uint8)
+    chroma = np.hypot(*(cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)[0, :, 1:].astype(np.float64) - 128).T)
+    return np.asarray(chroma >= VIVID_CHROMA)
 
 
 def class_masks(bgr: np.ndarray, classes: Classes, tol: np.ndarray) -> np.ndarray:
@@ -323,5 +341,63 @@ def _kmeans(pixels: np.ndarray, n: int) -> np.ndarray:
         return data.mean(axis=0, keepdims=True).repeat(n, axis=0).astype(np.float64)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.01)
     cv2.setRNGSeed(0)  # deterministic splits
-    _, _, centers = cv2.kmeans(data, n, None, criteria, 5, cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]
+    _, _, centers = cv2.kmeans(data, n, None, criteria, 5, cv2.KMEANS_PP_CENTERS)
     return centers.astype(np.float64)[np.lexsort((centers[:, 0], centers[:, 1]))]
+
+
+def dot_colour(
+    bgr: np.ndarray, xy: np.ndarray, cls: np.ndarray, classes: Classes
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each dot (xy, cls) measured by its colour component, the 8-connected pixels near it within
+    EUCLID_TOLERANCE of its class colour (less pixels nearer another dot of the class: touching dots):
+    (xy (N, 2): the component's centroid, radius (N,): px from it to the farthest pixel of the component,
+    centre (N,): mean distance to the class colour within CENTRE_RADIUS). A component that runs out of
+    the window (a patch of the colour) or is tiny places nothing: the dot keeps its xy, radius is NaN."""
+    colours = np.array([c[::-1] for c in classes.colors], np.float32)
+    gaps = np.linalg.norm(colours[:, None] - colours[None], axis=2) + np.eye(len(colours), dtype=np.float32) * 1e6
+    etol = np.minimum(np.where(is_vivid(classes), EUCLID_TOLERANCE, DULL_EUCLID_TOLERANCE), gaps.min(axis=1) / 2)
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    out_xy, radius, centre = xy.copy(), np.full(len(xy), np.nan), np.zeros(len(xy))
+    for i, ((x, y), k) in enumerate(zip(xy, cls, strict=True)):
+        patch, gx, gy = _window(bgr, x, y, SETTLE_WINDOW)
+        own = (gx - x) ** 2 + (gy - y) ** 2
+        inside = np.linalg.norm(patch - colours[k], axis=2) <= etol[k]
+        for ox, oy in xy[(cls == k) & (np.abs(xy - (x, y)).max(axis=1) <= 2 * SETTLE_WINDOW)]:
+            inside &= own <= (gx - ox) ** 2 + (gy - oy) ** 2  # a pixel nearer another dot is that dot's
+        n, labels, stats, centroids = cv2.connectedComponentsWithStats(inside.astype(np.uint8), connectivity=8)
+        if n == 1:
+            continue
+        ys, xs = np.nonzero(labels)
+        m = int(np.argmin(own[ys, xs]))
+        j = labels[ys[m], xs[m]]
+        sx, sy, sw, sh, area = stats[j]
+        cx, cy = centroids[j] + (gx[0, 0], gy[0, 0])
+        enclosed = sx > 0 and sy > 0 and sx + sw < gx.shape[1] and sy + sh < gx.shape[0]  # else a patch
+        close = own[ys[m], xs[m]] <= MAX_SHIFT**2 and np.hypot(cx - x, cy - y) <= MAX_SHIFT
+        if close and enclosed and area >= SETTLE_MIN_AREA:
+            out_xy[i] = cx, cy
+            radius[i] = np.sqrt((gx[labels == j] - cx) ** 2 + (gy[labels == j] - cy) ** 2).max() + 0.5
+    # The centre: 2.5 px for the usual dots (radius 4-5, whose components reach ~3 px), less for small ones.
+    core = min(CENTRE_RADIUS, float(np.nanmedian(radius)) - 0.5) if (radius > 0).any() else CENTRE_RADIUS
+    for i, ((cx, cy), k) in enumerate(zip(out_xy, cls, strict=True)):
+        patch, gx, gy = _window(bgr, cx, cy, core)
+        dist = np.linalg.norm(patch[(gx - cx) ** 2 + (gy - cy) ** 2 <= core**2] - colours[k], axis=1)
+        centre[i] = float(dist.mean()) if len(dist) else np.inf
+    return out_xy, radius, centre
+
+
+def _window(bgr: np.ndarray, x: float, y: float, r: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pixels within r of (x, y) in x and y, clipped to the photo: (float32 BGR, their x, their y)."""
+    h, w = bgr.shape[:2]
+    x0, y0 = max(0, int(np.floor(x - r))), max(0, int(np.floor(y - r)))
+    x1, y1 = min(w, int(np.ceil(x + r)) + 1), min(h, int(np.ceil(y + r)) + 1)
+    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
+    return bgr[y0:y1, x0:x1].astype(np.float32), gx, gy
+
+
+def settle_dots(bgr: np.ndarray, xy: np.ndarray, cls: np.ndarray, classes: Classes) -> tuple[np.ndarray, np.ndarray]:
+    """Painted-only mode: each dot moved to its colour component's centroid, and kept only where its
+    centre has the class colour. Returns (xy, keep (bool))."""
+    settled, _, centre = dot_colour(bgr, xy, cls, classes)
+    limit = np.where(is_vivid(classes), CENTRE_LIMIT, DULL_CENTRE_LIMIT)
+    return settled, centre <= limit[np.asarray(cls, np.int64)]
