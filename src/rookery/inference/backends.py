@@ -301,3 +301,47 @@ def _take_raw_tiles(path: Path) -> None:
     graph.input.insert(0, raw)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+
+
+class CappedBackend:
+    """A backend whose YOLO head output keeps at most `per_tile` candidate boxes per tile (the best scoring).
+
+    With conf=0 every anchor of every tile is a candidate (8,400 on a 640 px tile), and NMS over them is what
+    grows without bound. Candidates are the anchors whose best class score is above `conf` (set by the caller
+    for each call: the confidence in force); past `per_tile` of them in a tile, the class scores of the others
+    are zeroed, so decoding never sees them (a score of 0 never passes the filter, which keeps scores strictly
+    above conf). `hits` counts the tiles that were cut, for the caller to report. Other outputs (a heatmap's
+    maps) pass through unchanged.
+    """
+
+    def __init__(self, inner: Any, per_tile: int) -> None:
+        if per_tile < 1:
+            raise ConfigError(f"the per-tile detection cap must be at least 1, got {per_tile}")
+        self.inner = inner
+        self.per_tile = per_tile
+        self.conf = 0.0
+        self.hits = 0
+
+    def __getattr__(self, name: str) -> Any:  # name, device, class_names, stride, input_size... of the backend
+        return getattr(self.inner, name)
+
+    def prepare(self, batch: np.ndarray) -> Any:
+        return self.inner.prepare(batch)
+
+    def run(self, prepared: Any) -> np.ndarray:
+        raw = self.inner.run(prepared)
+        nc = len(getattr(self.inner, "class_names", ()))
+        if raw.ndim != 3 or raw.shape[1] != 4 + nc or raw.shape[2] <= self.per_tile:
+            return raw
+        best = raw[:, 4:, :].max(axis=1)  # (N, anchors)
+        over = (best > self.conf).sum(axis=1) > self.per_tile
+        if not over.any():
+            return raw
+        kth = np.partition(best[over], -self.per_tile, axis=1)[:, -self.per_tile][:, None]
+        drop = np.zeros_like(best, dtype=bool)
+        drop[over] = best[over] < kth  # ties at the k-th score stay: at most a few more than the cap
+        raw = raw if raw.flags.writeable else raw.copy()
+        scores = raw[:, 4:, :]
+        scores[np.broadcast_to(drop[:, None, :], scores.shape)] = 0.0
+        self.hits += int(over.sum())
+        return raw

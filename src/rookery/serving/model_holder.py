@@ -28,6 +28,7 @@ import numpy as np
 
 from rookery.config import Settings
 from rookery.errors import RookeryError
+from rookery.inference.backends import CappedBackend
 
 if TYPE_CHECKING:
     from rookery.inference.loading import ModelInfo
@@ -57,6 +58,7 @@ class LoadedModel:
     info: ModelInfo
     run_metrics: dict[str, float]
     loaded_at: datetime
+    max_per_photo: int = 0  # detections kept per photo (the best scoring); 0 = no cap
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -68,8 +70,41 @@ class LoadedModel:
         return self.info.label
 
     def predict(self, image_bgr: np.ndarray, **overrides: Any) -> Boxes:
+        return self.predict_capped(image_bgr, **overrides)[0]
+
+    def predict_capped(self, image_bgr: np.ndarray, **overrides: Any) -> tuple[Boxes, str | None]:
+        """The detections within the caps, and a sentence saying which cap was hit (None when none was)."""
+        backend = getattr(self.predictor, "backend", None)
+        capped = backend if isinstance(backend, CappedBackend) else None
         with self._lock:
-            return self.predictor.predict(image_bgr, **overrides)
+            if capped is not None:
+                capped.hits = 0
+                capped.conf = self._conf_in_force(overrides)
+            boxes = self.predictor.predict(image_bgr, **overrides)
+            tiles_cut = capped.hits if capped is not None else 0
+        notes = []
+        if tiles_cut:
+            notes.append(
+                f"{tiles_cut} tile(s) had more than {capped.per_tile if capped else 0} candidate detections and kept "
+                "the best scoring (ROOKERY_MAX_DETECTIONS_PER_TILE)"
+            )
+        if self.max_per_photo and len(boxes) > self.max_per_photo:
+            assert boxes.score is not None
+            keep = np.sort(np.argsort(-boxes.score, kind="stable")[: self.max_per_photo])
+            notes.append(
+                f"{len(boxes)} detections were found and the {self.max_per_photo} best scoring kept "
+                "(ROOKERY_MAX_DETECTIONS_PER_PHOTO)"
+            )
+            boxes = boxes.select(keep)
+        return boxes, ("; ".join(notes) + "; raise conf to count fewer, weaker detections") if notes else None
+
+    def _conf_in_force(self, overrides: dict[str, Any]) -> float:
+        if overrides.get("conf") is not None:
+            return float(overrides["conf"])
+        thresholds = getattr(self.predictor, "thresholds", None)
+        if thresholds is not None and len(thresholds):
+            return float(min(thresholds))
+        return float(self.predictor.options.conf)
 
     def check_options(self, **overrides: Any) -> None:
         """Validate per-request options (a ConfigError naming the bad one) before any photo is decoded."""
@@ -216,7 +251,12 @@ class ModelHolder:
 
         started = time.perf_counter()
         predictor, info = load_predictor(self.uri, tracking_uri=self.settings.tracking_uri, **self.load_options)
-        model = LoadedModel(predictor, info, self._run_metrics(info.run_id), datetime.now(UTC))
+        per_tile = self.settings.max_detections_per_tile
+        backend = getattr(predictor, "backend", None)
+        if per_tile > 0 and backend is not None and not getattr(backend, "on_gpu", False):  # GPU engine: own NMS
+            predictor.backend = CappedBackend(predictor.backend, per_tile)
+        run_metrics = self._run_metrics(info.run_id)
+        model = LoadedModel(predictor, info, run_metrics, datetime.now(UTC), self.settings.max_detections_per_photo)
         model.warm()
         log.info("loaded and warmed %s in %.1f s", info.label, time.perf_counter() - started)
         return model

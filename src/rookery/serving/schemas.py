@@ -74,6 +74,11 @@ class Prediction(PredictionSummary):
     annotated_image: str | None = Field(
         None, description="The annotated photo as base64 JPEG, when return_image was asked for."
     )
+    capped: str | None = Field(
+        None,
+        description="Set when a detection cap was hit (per tile: ROOKERY_MAX_DETECTIONS_PER_TILE, per photo: "
+        "ROOKERY_MAX_DETECTIONS_PER_PHOTO): which, and how many were found; the best scoring were kept.",
+    )
 
 
 class FileError(BaseModel):

@@ -163,7 +163,7 @@ def _predict_one(
     with limits.slots:
         decoded = decode_upload(file_name, data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
         t0 = time.perf_counter()
-        boxes = model.predict(decoded.image, **overrides)
+        boxes, capped = model.predict_capped(decoded.image, **overrides)
         inference_s = time.perf_counter() - t0
     names = model.class_names
     counts = [int(n) for n in boxes.counts(len(names))]
@@ -211,7 +211,9 @@ def _predict_one(
     )
     metrics.counted(names, counts, inference_s)
     annotated_b64 = base64.b64encode(annotated).decode("ascii") if return_image and annotated else None
-    return prediction_payload(record, run_id=info.run_id, annotated_image=annotated_b64)
+    payload = prediction_payload(record, run_id=info.run_id, annotated_image=annotated_b64)
+    payload["capped"] = capped
+    return payload
 
 
 def _annotated_jpeg(image: Any, boxes: Any, names: tuple[str, ...]) -> bytes | None:
