@@ -108,3 +108,44 @@ def live_server(home: Path, tracking_uri: str, *args: str, env: dict[str, str] |
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def threaded_server(app: Any) -> Iterator[str]:
+    """An app under a real uvicorn server in a thread of this process, on a free loopback port; yields its URL."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the threaded server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+class StubHolder:
+    """A ModelHolder without a model (it never loads one): for tests of what does not count photos."""
+
+    uri = "models:/stub@champion"
+    last_error: str | None = "C:\\secret\\path\\model.pt was not found"
+    metrics: Any = None
+    current: Any = None
+    following_alias = False
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def wait_first_load(self, timeout: float) -> Any:
+        return None

@@ -1,4 +1,9 @@
-"""Liveness, readiness and Prometheus metrics: public, for load balancers, orchestrators and scrapers."""
+"""Liveness, readiness and Prometheus metrics: public, for load balancers, orchestrators and scrapers.
+
+All three are `async` and touch nothing that blocks: they run on the event loop, never in the thread pool that
+requests counting photos fill, so they answer at once under any load (an orchestrator that saw a slow /health
+would restart a healthy, busy server).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from rookery.serving.deps import MetricsDep
+from rookery.serving.metrics import Metrics
 from rookery.serving.schemas import Health, Ready
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health, summary="The process is alive")
-def health() -> Any:
+async def health() -> Any:
     return {"status": "ok"}
 
 
@@ -24,7 +29,7 @@ def health() -> Any:
     summary="The model is loaded and warmed",
     responses={503: {"model": Ready, "description": "Still loading (or the last load failed: see detail)."}},
 )
-def ready(request: Request) -> Any:
+async def ready(request: Request) -> Any:
     holder = getattr(request.app.state, "holder", None)
     model = holder.current if holder is not None else None
     if model is None:
@@ -39,5 +44,6 @@ def ready(request: Request) -> Any:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}}},
 )
-def metrics(metrics: MetricsDep) -> Response:
-    return Response(metrics.render(), media_type=metrics.content_type)
+async def metrics(request: Request) -> Response:
+    registry: Metrics = request.app.state.metrics  # not a Depends(): a sync dependency would take a pool thread
+    return Response(registry.render(), media_type=registry.content_type)
