@@ -41,20 +41,21 @@ def test_head_output_is_yolo_shaped_with_one_score_per_peak():
     assert out[0, :4, cell].tolist() == [3.5 * 2, 2.5 * 2, 10.0, 10.0]  # cx, cy at the cell centre, class 0's side
 
 
-def test_heatmap_recipe_trains_calibrates_registers_and_counts(tiny_params, tmp_path: Path, monkeypatch):
+def test_heatmap_recipe_trains_calibrates_registers_and_counts(tiny_dataset: Path, tmp_path: Path, monkeypatch):
     """`rookery train --recipe heatmap` on the tiny set: one MLflow run with the held-out figures, a registered
     version whose rookery_model.json carries the calibration and resolution, and counts with intervals."""
     from rookery.config import Settings
     from rookery.inference.loading import load_predictor
     from rookery.training.tracking import client
-    from rookery.training.trainer import train
+    from rookery.training.trainer import TrainParams, train
 
     settings = Settings(home=tmp_path / "home")
     monkeypatch.setenv("ROOKERY_HOME", str(settings.home))
     from rookery.config import get_settings
 
     get_settings.cache_clear()
-    params = tiny_params(recipe="heatmap", time=12, calibration_folds=2, batch=4, name="hm")
+    params = TrainParams(data=tiny_dataset, recipe="heatmap", time=12, calibration_folds=2, batch=4, device="cpu",
+                         name="hm")  # fmt: skip
     result = train(params, settings)
     assert result.complete, result.problems
     assert result.model_version is not None and result.onnx is not None and result.best.is_file()
@@ -107,3 +108,30 @@ def test_heatmap_model_counts_alike_on_the_gpu_engine_and_the_cpu_pipeline(tiny_
         counts[engine] = sum(int(predictor.counts(b).sum()) for b in predictor.predict_many(photos))  # type: ignore[union-attr]
     assert counts[True] > 0
     assert abs(counts[True] - counts[False]) <= max(1, 0.02 * counts[False])
+
+
+def test_yolo_only_options_are_refused_by_the_heatmap_recipe(tiny_dataset: Path):
+    from rookery.errors import ConfigError
+    from rookery.training.trainer import TrainParams, train
+
+    with pytest.raises(ConfigError, match="--epochs applies to --recipe yolo"):
+        train(TrainParams(data=tiny_dataset, recipe="heatmap", epochs=5))
+
+
+def test_training_starts_from_a_users_heatmap_weights(tiny_dataset: Path, tmp_path: Path):
+    """--model best.pt: every tensor of the same shape starts from the given weights; YOLO weights are refused."""
+    from rookery.errors import InputError
+    from rookery.models.heatmap import HeatmapNet
+    from rookery.training.heatmap import HeatmapParams, load_heatmap_weights, load_tiles, save_checkpoint, train_heatmap
+
+    earlier = HeatmapNet(["a", "b"], [20.0, 30.0])
+    with torch.no_grad():
+        earlier.head[-1].bias.fill_(1.5)
+    path = save_checkpoint(earlier, tmp_path / "best.pt")
+    init = load_heatmap_weights(path)
+    tiles = load_tiles(tiny_dataset)
+    model = train_heatmap(tiles, ["a", "b"], [20.0, 30.0], HeatmapParams(steps=0, device="cpu"), init=init)
+    assert torch.allclose(model.head[-1].bias, torch.full((2,), 1.5))
+    torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "yolo.pt")
+    with pytest.raises(InputError, match="not a heatmap model"):
+        load_heatmap_weights(tmp_path / "yolo.pt")

@@ -14,7 +14,7 @@ def test_resume_continues_a_killed_training_in_the_same_run(tiny_dataset: Path, 
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "ROOKERY_TRACKING_URI": uri, "ROOKERY_HOME": str(tmp_path / "home")}
-    base = [sys.executable, "-m", "rookery", "train"]
+    base = [sys.executable, "-m", "rookery", "train", "--recipe", "yolo"]
     args = ["--data", str(tiny_dataset), "--epochs", "5", "--imgsz", "64", "--batch", "8", "--device", "cpu",
             "--workers", "0", "--no-plots", "--name", "resumable"]  # fmt: skip
     proc = subprocess.Popen([*base, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -35,10 +35,16 @@ def train(
         int, typer.Option(min=0, max=10, help="heatmap: photo folds that calibrate the counts (0: none).")
     ] = 3,
     model: Annotated[
-        str, typer.Option(help="Model config (yolov8n.yaml, yolo11n.yaml: from scratch) or local weights .pt.")
+        str,
+        typer.Option(
+            help="yolo: a model config (yolov8n.yaml, yolo11n.yaml: from scratch) or local weights .pt; heatmap: "
+            "a best.pt of an earlier heatmap training to start from (the config default means from scratch)."
+        ),
     ] = "yolov8n.yaml",
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 50,
-    imgsz: Annotated[int, typer.Option(min=32, help="Network input size in pixels (tiles are resized to it).")] = 640,
+    epochs: Annotated[int | None, typer.Option(min=1, help="yolo: training epochs [default: 50].")] = None,
+    imgsz: Annotated[
+        int | None, typer.Option(min=32, help="yolo: network input size in pixels (tiles are resized to it) [640].")
+    ] = None,
     batch: Annotated[
         int | None, typer.Option(min=1, help="Images per batch [default: yolo 16; heatmap 64 on a GPU, 16 on a CPU].")
     ] = None,
@@ -78,15 +84,15 @@ def train(
 
     if recipe not in ("heatmap", "yolo"):
         raise typer.BadParameter(f"must be 'heatmap' or 'yolo', got {recipe!r}", param_hint="--recipe")
-    given: dict[str, Any] = {} if batch is None else {"batch": batch}  # unset: the recipe's own default
+    # Unset options keep the recipe's own defaults (and the heatmap recipe refuses YOLO-only ones: see trainer.py).
+    options = {"batch": batch, "epochs": epochs, "imgsz": imgsz}
+    given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
     params = TrainParams(
         data=data,
         recipe=recipe,  # type: ignore[arg-type]
         time=time_budget,
         calibration_folds=calibration_folds,
         model=model,
-        epochs=epochs,
-        imgsz=imgsz,
         **given,
         device=device,
         name=name,

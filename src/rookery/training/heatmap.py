@@ -98,8 +98,12 @@ def train_heatmap(
     box_sizes: list[float],
     params: HeatmapParams,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
+    init: dict[str, Any] | None = None,
 ) -> Any:
-    """Train a HeatmapNet on the tiles; returns the EMA model (eval mode, on the CPU)."""
+    """Train a HeatmapNet on the tiles; returns the EMA model (eval mode, on the CPU).
+
+    `init`: a state dict to start from (a user's earlier heatmap model: `rookery train --model heatmap.pt`);
+    tensors of another shape (another class list) keep their fresh initialisation."""
     import torch
 
     from rookery.models.heatmap import STRIDE, HeatmapNet, focal_loss, gaussian_targets
@@ -108,7 +112,11 @@ def train_heatmap(
     gen = np.random.default_rng(params.seed)
     device = torch.device(params.device)
     on_gpu = device.type == "cuda"
-    model = HeatmapNet(names, box_sizes, widths=params.widths).to(device)
+    model = HeatmapNet(names, box_sizes, widths=params.widths)
+    if init:
+        own = model.state_dict()
+        model.load_state_dict({k: v for k, v in init.items() if k in own and own[k].shape == v.shape}, strict=False)
+    model = model.to(device)
     if on_gpu:
         model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()
@@ -125,7 +133,7 @@ def train_heatmap(
     if crop % 16 or crop > side:
         crop = max(16, min(side, crop) // 16 * 16)
     start, step = time.perf_counter(), 0
-    budget = params.steps or 10**9
+    budget = params.steps if params.steps is not None else 10**9
     warmup = 100
     lr = 0.0
     losses: list[float] = []
@@ -260,6 +268,23 @@ def _batch(
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     return x, packed[:, :2], packed[:, 2:].long()
+
+
+def load_heatmap_weights(path: Path) -> dict[str, Any]:
+    """The weights of a heatmap checkpoint written by save_checkpoint, to start a training from."""
+    import torch
+
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)  # rookery's own pickled module
+    except Exception as e:
+        raise InputError(f"{path.name} is not a readable PyTorch checkpoint ({type(e).__name__})") from e
+    model = ckpt.get("model") if isinstance(ckpt, dict) else None
+    if not isinstance(ckpt, dict) or ckpt.get("family") != "heatmap" or model is None:
+        raise InputError(
+            f"{path.name} is not a heatmap model of rookery; start the heatmap recipe from scratch or pass a "
+            "best.pt written by 'rookery train --recipe heatmap' (YOLO weights go with --recipe yolo)"
+        )
+    return {k: v.float() for k, v in model.state_dict().items()}
 
 
 def save_checkpoint(model: Any, path: Path, extra: dict[str, Any] | None = None) -> Path:

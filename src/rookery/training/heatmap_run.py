@@ -52,7 +52,7 @@ def _batch(params: TrainParams, device: str) -> int:
 
 def train_heatmap_run(params: TrainParams, settings: Settings) -> TrainResult:
     from rookery.data.manifest import Manifest
-    from rookery.training.heatmap import HeatmapParams, save_checkpoint
+    from rookery.training.heatmap import HeatmapParams, load_heatmap_weights, save_checkpoint
     from rookery.training.recipe import RecipeParams, fit_heatmap_recipe
     from rookery.training.trainer import TrainResult, _git_commit, _package
 
@@ -88,7 +88,8 @@ def train_heatmap_run(params: TrainParams, settings: Settings) -> TrainResult:
             prefix = "" if tag == "final" else f"{tag}/"
             tracker.log_metrics({prefix + k: v for k, v in metrics.items()}, step=step)
 
-        result = fit_heatmap_recipe(data_dir, recipe, on_log)
+        init = load_heatmap_weights(Path(params.model)) if params.model.endswith(".pt") else None
+        result = fit_heatmap_recipe(data_dir, recipe, on_log, init=init)
         extra = {
             "family": "heatmap",
             "calibration": result.calibration.to_dict(),

@@ -27,8 +27,8 @@ import numpy as np
 from rookery.errors import InputError
 from rookery.inference.calibration import CountCalibration, HeldOut, fit_calibration
 from rookery.inference.canonical import Canonical
-from rookery.types import Boxes
 from rookery.training.heatmap import HeatmapParams, load_tiles, train_heatmap
+from rookery.types import Boxes
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,10 @@ def fit_heatmap_recipe(
     params: RecipeParams,
     on_log: Callable[[str, int, dict[str, float]], None] | None = None,
     images: Path | None = None,
+    init: dict[str, Any] | None = None,
 ) -> RecipeResult:
-    """Cross-fitted calibration and the final model (see the module docstring)."""
+    """Cross-fitted calibration and the final model (see the module docstring); `init` starts every model
+    from these weights (training/heatmap.py)."""
     from rookery.data.manifest import Manifest
 
     m = Manifest.load(dataset)
@@ -127,12 +129,11 @@ def fit_heatmap_recipe(
         inside = {p for p in photos if assignment[p] != k}
         tiles = load_tiles(dataset, ("train", "val"), inside)
         log.info("calibration fold %d/%d: %d photos, %d tiles", k + 1, folds, len(inside), len(tiles))
-        model = train_heatmap(
-            tiles, names, box_sizes, replace(hp, seed=hp.seed + 1 + k), _tagged(on_log, f"fold{k + 1}")
-        )
+        fold_params = replace(hp, seed=hp.seed + 1 + k)
+        model = train_heatmap(tiles, names, box_sizes, fold_params, _tagged(on_log, f"fold{k + 1}"), init)
         held += held_out_counts(model, dataset, sorted(set(photos) - inside), canonical, hp.device, images)
     tiles = load_tiles(dataset, ("train", "val"))
-    model = train_heatmap(tiles, names, box_sizes, hp, _tagged(on_log, "final"))
+    model = train_heatmap(tiles, names, box_sizes, hp, _tagged(on_log, "final"), init)
     if held:
         calibration = fit_calibration([h for _, h in held], level=params.level, default_conf=0.5)
     else:

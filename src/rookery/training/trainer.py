@@ -205,6 +205,14 @@ def train(params: TrainParams, settings: Settings | None = None, resume_run_id: 
         if resume_run_id:
             raise ConfigError("--resume continues YOLO trainings only; a heatmap training restarts within --time")
         Manifest.load(params.data.resolve())  # a clear error for a folder that is no data set, before anything
+        yolo_only = sorted(params.model_fields_set & {"epochs", "imgsz"})
+        if yolo_only:  # a YOLO habit would otherwise silently train for the default time
+            flags = " and ".join(f"--{f}" for f in yolo_only)
+            verb = "applies" if len(yolo_only) == 1 else "apply"
+            raise ConfigError(
+                f"{flags} {verb} to --recipe yolo; the heatmap recipe trains within --time SECONDS at the data set's "
+                "tile size"
+            )
         from rookery.training.heatmap_run import train_heatmap_run
 
         return train_heatmap_run(params, settings)
