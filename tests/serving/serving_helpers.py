@@ -44,6 +44,7 @@ def move_alias(registry: Registry, version: str, name: str = "rookery", alias: s
 def settings_for(home: Path, **overrides: Any) -> Settings:
     """Settings of one app: its own home (history, model cache) on the test's tracking store."""
     tracking_uri = overrides.pop("tracking_uri", None) or get_settings().tracking_uri
+    overrides.setdefault("allowed_hosts", ["testserver", "localhost", "127.0.0.1", "::1"])  # TestClient: testserver
     return Settings(home=home, tracking_uri=tracking_uri, **overrides)
 
 

@@ -36,6 +36,8 @@ def serve(
     from rookery.logs import console
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in a server log
+    os.environ["ROOKERY_HOST"] = host  # the workers' default allowed hosts include the bind address
+    get_settings.cache_clear()
     if model is not None:
         # The workers build their app from the environment (uvicorn's factory), so the choice travels there.
         os.environ["ROOKERY_MODEL_URI"] = model

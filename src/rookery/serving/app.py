@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 from rookery import __version__
 from rookery.config import Settings, get_settings
 from rookery.errors import ConfigError, RookeryError
+from rookery.serving.guards import ApiKeyGate, HostCheck, SameOrigin, SecurityHeaders
 from rookery.serving.metrics import Metrics
 from rookery.serving.model_holder import ModelHolder
 from rookery.serving.service import Limits
@@ -120,8 +121,14 @@ def create_app(
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    # Outermost last: the access log and the request metrics see every answer, the body limit's 413s included.
+    # Outermost last: the access log and the request metrics see every answer, the guards' and the body limit's
+    # included; the guards answer before any body is read (guards.py).
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes(settings.max_upload_mb))
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    app.add_middleware(ApiKeyGate, key=key)
+    app.add_middleware(SameOrigin)
+    app.add_middleware(HostCheck, hosts=settings.hosts())
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog, metrics=metrics)
     return app
 

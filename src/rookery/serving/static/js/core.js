@@ -24,6 +24,7 @@
     for (const [name, value] of Object.entries(attrs || {})) {
       if (value === false || value === null || value === undefined) continue;
       if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else if (name === "style") node.style.cssText = String(value); // CSSOM: allowed by the page's CSP
       else node.setAttribute(name, value === true ? "" : String(value));
     }
     for (const child of children.flat()) {
