@@ -49,7 +49,9 @@ docker_driver() {
         start)  # COLOUR PORT IMAGE
             local port=$2 image=$3 args
             docker image inspect "$image" >/dev/null 2>&1 || docker pull "$image"
-            docker rm -f "$name" >/dev/null 2>&1 || true  # a leftover of an earlier, failed deploy
+            # A leftover of an earlier, failed deploy; never the live one (main never starts the live colour).
+            [[ $1 != "$(read_live)" ]] || die "refusing to replace $name: the state file $state says it is live"
+            docker rm -f "$name" >/dev/null 2>&1 || true
             args=(run --detach --name "$name" --restart unless-stopped --label "rookery.colour=$1"
                   --publish "127.0.0.1:$port:8000" --volume "${ROOKERY_DEPLOY_VOLUME:-rookery-data}:/data")
             if [[ -n ${ROOKERY_DEPLOY_ENV_FILE:-} ]]; then args+=(--env-file "$ROOKERY_DEPLOY_ENV_FILE"); fi
@@ -70,14 +72,22 @@ docker_driver() {
             docker logs --tail 100 "$name" 2>&1
             ;;
         switch)  # COLOUR PORT: point nginx at the new port; put the old file back if the proxy rejects it
+            # Called inside `if ! driver switch`, where errexit is off: every step checks its own status, so a
+            # file that cannot be written never ends in a reload of the old file reported as a switch.
             local upstream=${ROOKERY_DEPLOY_UPSTREAM:-/etc/nginx/conf.d/rookery-upstream.conf} backup
-            backup=$(mktemp)
-            if [[ -f $upstream ]]; then cp "$upstream" "$backup"; fi
-            printf '# written by deploy/deploy.sh: %s is live\nupstream rookery { server 127.0.0.1:%s; }\n' \
-                "$1" "$2" >"$upstream.tmp"
-            mv "$upstream.tmp" "$upstream"
+            backup=$(mktemp) || return 1
+            if [[ -f $upstream ]] && ! cp "$upstream" "$backup"; then
+                rm -f "$backup"
+                return 1
+            fi
+            if ! printf '# written by deploy/deploy.sh: %s is live\nupstream rookery { server 127.0.0.1:%s; }\n' \
+                "$1" "$2" >"$upstream.tmp" || ! mv "$upstream.tmp" "$upstream"; then
+                log "could not write $upstream"
+                rm -f "$backup" "$upstream.tmp"
+                return 1
+            fi
             if ! sh -c "${ROOKERY_DEPLOY_PROXY_RELOAD:-nginx -t && nginx -s reload}"; then
-                if [[ -s $backup ]]; then cp "$backup" "$upstream"; fi
+                if [[ -s $backup ]]; then cp "$backup" "$upstream" || log "could not put $upstream back"; fi
                 rm -f "$backup"
                 return 1
             fi
@@ -186,11 +196,10 @@ main() {
     state=${ROOKERY_DEPLOY_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/rookery/live}
     mkdir -p "$(dirname "$state")"
 
-    # One deploy at a time on this host.
-    if command -v flock >/dev/null; then
-        exec 9>"$state.lock"
-        flock --nonblock 9 || die "another deploy holds $state.lock"
-    fi
+    # One deploy at a time on this host: without the lock two deploys could stop each other's containers.
+    command -v flock >/dev/null || die "flock (util-linux) is needed to lock $state.lock; install it"
+    exec 9>"$state.lock"
+    flock --nonblock 9 || die "another deploy holds $state.lock"
 
     live=$(read_live)
     if [[ $live == blue ]]; then new=green; else new=blue; fi
@@ -205,7 +214,10 @@ main() {
 
     log "$new is ready; switching traffic to port $new_port"
     if ! driver switch "$new" "$new_port"; then
-        if [[ -n $live ]]; then driver switch "$live" "$(port_of "$live")" || true; fi
+        # errexit is off in the condition above: the switch reports its own failure, checked here explicitly
+        if [[ -n $live ]] && ! driver switch "$live" "$(port_of "$live")"; then
+            rollback "the proxy did not switch to $new, and switching it back to $live failed too: check the proxy"
+        fi
         rollback "the proxy did not switch to $new"
     fi
     write_live "$new"

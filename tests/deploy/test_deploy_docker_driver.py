@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from deploy_host import Host, ready
+from deploy_host import DEPLOY, Host, ready
 
 FAKE_DOCKER = textwrap.dedent(
     f"""\
@@ -100,3 +100,52 @@ def test_the_docker_driver_runs_containers_and_points_nginx_at_the_live_one(host
         for pid_file in host.dir.glob("docker-*.pid"):
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_an_upstream_file_that_cannot_be_written_fails_the_switch_and_rolls_back(host: Host, tmp_path: Path) -> None:
+    """The switch runs inside `if ! driver switch`, where errexit is off: a failed write must still fail it (before,
+    the proxy reloaded its old file, the deploy reported success and stopped the live colour)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    (host.dir / "www").mkdir()
+    (host.dir / "www" / "ready").write_text("ok")
+    upstream = tmp_path / "rookery-upstream.conf"
+    env = {
+        "ROOKERY_DEPLOY_DRIVER": "",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "ROOKERY_DEPLOY_UPSTREAM": str(upstream),
+        "ROOKERY_DEPLOY_PROXY_RELOAD": "true",
+    }
+    blue, green = host.ports
+    try:
+        assert host.deploy("ghcr.io/o/rookery:sha-1", timeout=30, extra_env=env).returncode == 0
+        assert host.live() == "blue"
+        env["ROOKERY_DEPLOY_UPSTREAM"] = str(tmp_path / "no-such-dir" / "rookery-upstream.conf")
+        second = host.deploy("ghcr.io/o/rookery:sha-2", timeout=30, extra_env=env)
+        assert second.returncode == 1, second.stderr
+        assert "DEPLOY FAILED: the proxy did not switch to green" in second.stderr
+        assert host.live() == "blue" and ready(blue) and not ready(green)
+        assert f"server 127.0.0.1:{blue};" in upstream.read_text()
+    finally:
+        for pid_file in host.dir.glob("docker-*.pid"):
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_the_driver_never_replaces_the_colour_the_state_file_says_is_live(host: Host, tmp_path: Path) -> None:
+    """`start` of the live colour (a state file edited by hand, a bug) is refused before any `docker rm -f`."""
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    host.state.parent.mkdir(parents=True, exist_ok=True)
+    host.state.write_text("blue\n")
+    script = f"source <(sed '$d' {DEPLOY}); state={host.state}; docker_driver start blue 8001 img"
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "DEPLOY_TEST_DIR": str(host.dir)}
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "refusing to replace rookery-blue" in result.stderr, result.stderr
+    assert not any(c.startswith("rm") for c in host.lines("docker-calls"))
