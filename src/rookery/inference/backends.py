@@ -145,11 +145,7 @@ class TorchBackend:
     def from_checkpoint(cls, path: Path, device: str = "cpu") -> TorchBackend:
         """Load an Ultralytics checkpoint: its EMA (or plain) model, in float32, fused, in eval mode."""
         torch = _import_torch_stack()
-        try:
-            # Ultralytics checkpoints are pickled modules: weights_only=True cannot read them.
-            ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise InputError(f"{path.name} is not a readable PyTorch checkpoint ({type(e).__name__})") from e
+        ckpt = safe_torch_load(path)
         model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
         if not isinstance(model, torch.nn.Module):
             raise InputError(f"{path.name} is not an Ultralytics checkpoint (it holds no 'model')")
@@ -187,6 +183,53 @@ class TorchBackend:
             if isinstance(out, list | tuple):  # Ultralytics: (decoded head output, raw feature maps)
                 out = out[0]
             return out.float().cpu().numpy()
+
+
+# Checkpoints are pickles: unpickling one can run any code its author wants. They are read with weights_only=True,
+# which refuses every class not allowed explicitly; the allowed ones are the network modules of these packages.
+_MODULE_PREFIXES = ("torch.nn.modules.", "ultralytics.nn.", "rookery.models.")
+
+
+def safe_torch_load(path: Path) -> Any:
+    """torch.load with weights_only=True, allowing only torch.nn.Module subclasses of torch.nn, ultralytics.nn and
+    rookery.models (Ultralytics' and rookery's heatmap checkpoints pickle their model objects); any other class or
+    function the checkpoint names is refused with an InputError before anything is unpickled."""
+    import torch
+
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception as e:
+        raise InputError(f"{path.name} is not a readable PyTorch checkpoint ({type(e).__name__})") from e
+    allowed = []
+    for name in sorted(names):
+        obj = _allowed_global(name)
+        if obj is None:
+            raise InputError(
+                f"{path.name} refers to {name[:120]}, which is not a network module of torch, Ultralytics or rookery: "
+                "refused (unpickling a checkpoint can run code; only model classes are allowed)"
+            )
+        allowed.append(obj)
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise InputError(f"{path.name} is not a readable PyTorch checkpoint ({type(e).__name__})") from e
+
+
+def _allowed_global(name: str) -> Any:
+    """The class a checkpoint names, when it is a torch.nn.Module subclass in an allowed package; else None."""
+    import importlib
+
+    import torch
+
+    module, _, attr = name.rpartition(".")
+    if not name.startswith(_MODULE_PREFIXES) or not attr or attr.startswith("__"):
+        return None
+    try:  # only modules under the allowed prefixes are ever imported
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
+    return obj if isinstance(obj, type) and issubclass(obj, torch.nn.Module) else None
 
 
 def _import_torch_stack() -> Any:
