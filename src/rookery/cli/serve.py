@@ -34,6 +34,7 @@ def serve(
 
     from rookery.config import get_settings
     from rookery.logs import console
+    from rookery.serving.redact import redact_url
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in a server log
     os.environ["ROOKERY_HOST"] = host  # the workers' default allowed hosts include the bind address
@@ -47,7 +48,7 @@ def serve(
     key = "on" if settings.api_key is not None else "off"
     console.print(
         f"rookery serve: {settings.model_uri} on http://{_url_host(host)}:{port} ({workers} worker(s), API key {key}); "
-        f"docs at /docs, history in {settings.history_url}",
+        f"docs at /docs, history in {redact_url(settings.history_url)}, registry {redact_url(settings.tracking_uri)}",
         highlight=False,
     )
     uvicorn.run(

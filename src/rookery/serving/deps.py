@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from rookery.config import Settings
 from rookery.serving.metrics import Metrics
 from rookery.serving.model_holder import LoadedModel, ModelHolder
+from rookery.serving.redact import redact
 from rookery.serving.service import Limits
 from rookery.serving.store import PredictionStore
 
@@ -65,7 +66,7 @@ def get_model(holder: Annotated[ModelHolder, Depends(get_holder)]) -> LoadedMode
     """
     model = holder.wait_first_load(STARTUP_WAIT_S)
     if model is None:
-        reason = f" (last attempt: {holder.last_error})" if holder.last_error else ""
+        reason = f" (last attempt: {redact(holder.last_error)})" if holder.last_error else ""
         raise ModelNotReady(f"the model {holder.uri} is still loading; try again in a few seconds{reason}")
     return model
 

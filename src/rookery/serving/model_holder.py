@@ -29,6 +29,7 @@ import numpy as np
 from rookery.config import Settings
 from rookery.errors import RookeryError
 from rookery.inference.backends import CappedBackend
+from rookery.serving.redact import redact
 
 if TYPE_CHECKING:
     from rookery.inference.loading import ModelInfo
@@ -286,7 +287,7 @@ class ModelHolder:
             "name": info.name,
             "version": info.version,
             "alias": info.alias,
-            "uri": info.uri,
+            "uri": redact(info.uri),  # a file's name, never its folders on the server's disk
             "run_id": info.run_id,
             "label": info.label,
             "class_names": list(model.class_names),

@@ -24,6 +24,7 @@ from rookery.serving.budget import Budget, Tiling, WorkTooLarge, check_tiling
 from rookery.serving.intervals import count_intervals
 from rookery.serving.metrics import Metrics
 from rookery.serving.model_holder import LoadedModel
+from rookery.serving.redact import redact
 from rookery.serving.store import NewPrediction, PredictionRecord, PredictionStore
 from rookery.serving.uploads import UploadError, decode_upload, display_name, header_size, max_upload_bytes
 
@@ -274,7 +275,7 @@ def prediction_payload(
             "name": record.model_name,
             "version": record.model_version,
             "alias": record.model_alias,
-            "uri": record.model_uri,
+            "uri": redact(record.model_uri),
             "run_id": run_id,
             "label": model_label(record.model_name, record.model_version, record.model_alias, record.model_uri),
         },

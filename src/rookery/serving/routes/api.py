@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from rookery.serving import service
 from rookery.serving.budget import check_file_count
 from rookery.serving.deps import HolderDep, LimitsDep, MetricsDep, ModelDep, StoreDep, require_api_key
+from rookery.serving.redact import redact
 from rookery.serving.schemas import (
     ErrorBody,
     ModelDescription,
@@ -170,7 +171,7 @@ def reload_model(holder: HolderDep) -> Any:
     try:
         changed = holder.check()
     except RookeryError as e:
-        raise HTTPException(503, str(e)) from e
+        raise HTTPException(503, redact(str(e))) from e
     model = holder.current
     if model is None:  # pragma: no cover - check() either loads a model or raises
         raise HTTPException(503, "the model is not loaded")

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from rookery.serving.metrics import Metrics
+from rookery.serving.redact import redact
 from rookery.serving.schemas import Health, Ready
 
 router = APIRouter(tags=["health"])
@@ -33,7 +34,8 @@ async def ready(request: Request) -> Any:
     holder = getattr(request.app.state, "holder", None)
     model = holder.current if holder is not None else None
     if model is None:
-        detail = holder.last_error if holder is not None else None
+        last_error = holder.last_error if holder is not None else None
+        detail = redact(last_error) if last_error else None  # no file paths or passwords to the world
         return JSONResponse({"status": "loading", "model": None, "detail": detail}, status_code=503)
     return {"status": "ready", "model": model.label}
 
