@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -29,10 +30,60 @@ def read_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def decode_image(data: bytes, name: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """Encoded image bytes as a uint8 array (BGR for colour), or an InputError naming `name`."""
+class ImageTooLarge(InputError):
+    """An image whose header claims more pixels than allowed (a decompression bomb, or a mistake)."""
+
+    status_code = 413
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the image header, read lazily (no pixel is decoded); None when PIL cannot read the
+    header (OpenCV may still decode the file, or refuse it with its own message). Raises PIL's
+    DecompressionBombError past twice PIL's MAX_IMAGE_PIXELS (the server raises that above its own limit)."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+    except Image.DecompressionBombError:
+        raise
+    except Exception:  # PIL raises many kinds (OSError, SyntaxError, struct.error...) for broken headers
+        return None
+    return int(width), int(height)
+
+
+def check_pixels(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> None:
+    """ImageTooLarge when the header claims more than `max_pixels`: checked before decoding, so a tiny file that
+    claims 30000x30000 pixels is refused without allocating them. The one check of the CLI, the GPU engine, the
+    pyfunc and the server (which passes its own limit, ROOKERY_MAX_PIXELS)."""
+    from PIL import Image
+
+    try:
+        size = header_size(data)
+    except Image.DecompressionBombError as e:  # past PIL's own guard; its message has the pixel count
+        claimed = re.search(r"\((\d+) pixels\)", str(e))
+        if claimed is None or int(claimed[1]) > max_pixels:
+            pixels = f" = {int(claimed[1]):,} pixels" if claimed else ""
+            raise ImageTooLarge(f"{name} has more pixels{pixels} than the limit of {max_pixels:,}") from e
+        return  # within our limit, past PIL's lower one: OpenCV decodes it
+    if size is not None and size[0] * size[1] > max_pixels:
+        width, height = size
+        raise ImageTooLarge(
+            f"{name} has {width}x{height} = {width * height:,} pixels, more than the limit of {max_pixels:,}"
+        )
+
+
+def decode_image(data: bytes, name: str, flags: int = cv2.IMREAD_COLOR, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Encoded image bytes as a uint8 array (BGR for colour), or an InputError naming `name`; an image whose
+    header claims more than `max_pixels` is refused before it is decoded."""
     if not data:
         raise InputError(f"{name} is empty")
+    check_pixels(data, name, max_pixels)
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if image is None:
         raise InputError(f"{name} is not a readable image (corrupt or not an image file)")

@@ -9,11 +9,9 @@ so a decompression bomb (a small PNG that claims 30000x30000 pixels) is refused 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,18 +67,19 @@ class DecodedImage:
 
 
 def header_size(name: str, data: bytes, max_pixels: int) -> tuple[int, int]:
-    """(width, height) from the image header, refusing more than `max_pixels` before anything is decoded."""
+    """(width, height) from the image header, refusing more than `max_pixels` before anything is decoded (the same
+    header reading as rookery.imaging.check_pixels, with the server's statuses and its setting in the message)."""
     from PIL import Image
 
+    from rookery.imaging import header_size as read_header
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                width, height = im.size
+        size = read_header(data)
     except Image.DecompressionBombError as e:  # PIL's own guard (MAX_IMAGE_PIXELS, set by the app)
         raise UploadTooLarge(f"{name} has more pixels than the limit of {max_pixels:,} (ROOKERY_MAX_PIXELS)") from e
-    except Exception as e:  # PIL raises many kinds (OSError, SyntaxError, struct.error...) for broken headers
-        raise UploadError(f"{name} is not a readable image (its header is corrupt or truncated)") from e
+    if size is None:
+        raise UploadError(f"{name} is not a readable image (its header is corrupt or truncated)")
+    width, height = size
     if width < 1 or height < 1:
         raise UploadError(f"{name} is not a readable image (it has no pixels)")
     if width * height > max_pixels:
