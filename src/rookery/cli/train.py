@@ -27,8 +27,9 @@ def train(
         typer.Option(
             "--time",
             min=1.0,
-            help="Wall-time budget in seconds for the whole training (heatmap: calibration folds and the final "
-            "model; default 600). With yolo it replaces --epochs.",
+            help="Wall-time budget in seconds of the training steps (heatmap: shared by the calibration folds and "
+            "the final model, default 600; counting the held-out photos and packaging come on top). With yolo it "
+            "replaces --epochs.",
         ),
     ] = None,
     calibration_folds: Annotated[

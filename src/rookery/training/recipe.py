@@ -89,7 +89,10 @@ def held_out_counts(
     files = [src / e.file for e in entries]
     missing = [f for f in files if not f.is_file()]
     if missing:
-        raise InputError(f"{missing[0]} is gone: the calibration counts the data set's source photos; pass --images")
+        raise InputError(
+            f"{missing[0]} is gone: the calibration counts the data set's source photos whole; rebuild the data "
+            "set where its photos are, or train with --calibration-folds 0 (no calibration)"
+        )
     mask_files = [None if masks is None or e.mask is None else masks / e.mask for e in entries]
     results = predictor.predict_many(files, mask_files)
     out = []
