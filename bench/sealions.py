@@ -9,7 +9,8 @@
 The photos: the 13 shared photos with truth — 0, 1, 4, 6, 8 at 1/4 scale (../shared/data/sealions) and 41, 42,
 44, 45, 49, 50, 100, 640 at full resolution (../shared/data/sealions-fullres; the painted-only 41, 45, 49, 100
 and 640 with a disc around each known dot inpainted by OpenCV's Telea method). They are dealt into --folds
-folds (by photo; each photo is scored once, by models that never saw it). For each fold and method, one budget of --seconds:
+folds (by photo; each photo is scored once, by models that never saw it). For each fold and method, one
+budget of --seconds:
 
   heatmap      rookery's default recipe (rookery.training.recipe): data set at 1/2 of full resolution
                (`data build --resolution 0.5 --frame-px 4992`, 384 px tiles), the heatmap point network,
