@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     max_request_work_megapixels: float = 2_000.0  # tiles x network input pixels over all photos of one request
     max_detections_per_tile: int = 1_000  # per tile of the network; more are cut (highest scores kept)
     max_detections_per_photo: int = 20_000  # per photo; the answer says when the cap was hit
+    # Retention of the history's stored photos (0 = keep): by age, and by the size of the stored files.
+    retention_days: float = 0.0
+    retention_gb: float = 0.0
+    retention_check_seconds: float = 3600.0
     # Hosts the server answers (the Host header; DNS rebinding): empty = localhost, 127.0.0.1, ::1 and `host`.
     # Comma-separated in the environment: ROOKERY_ALLOWED_HOSTS=counts.example.org,localhost ('*' allows any).
     allowed_hosts: Annotated[list[str], NoDecode] = []

@@ -10,6 +10,7 @@ with a generic sentence (the traceback goes to the log, never to the client). De
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import os
@@ -32,6 +33,7 @@ from rookery.errors import ConfigError, RookeryError
 from rookery.serving.guards import ApiKeyGate, HostCheck, SameOrigin, SecurityHeaders
 from rookery.serving.metrics import Metrics
 from rookery.serving.model_holder import ModelHolder
+from rookery.serving.retention import retention_loop
 from rookery.serving.service import Limits
 from rookery.serving.store import PredictionStore
 from rookery.serving.uploads import BodySizeLimit, max_upload_bytes
@@ -87,9 +89,18 @@ def create_app(
         app.state.store = the_store
         app.state.holder = the_holder
         the_holder.start()
+        pruning = None
+        if settings.retention_days > 0 or settings.retention_gb > 0:
+            pruning = asyncio.create_task(
+                retention_loop(
+                    the_store, settings.retention_days, settings.retention_gb, settings.retention_check_seconds
+                )
+            )
         try:
             yield
         finally:
+            if pruning is not None:
+                pruning.cancel()
             if holder is None:
                 await run_in_threadpool(the_holder.stop)
             if store is None:

@@ -11,6 +11,7 @@ lazy-load surprise cannot happen in a request handler, and the database layer ca
 
 from __future__ import annotations
 
+import errno
 import re
 import shutil
 import threading
@@ -28,7 +29,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, S
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from rookery.errors import ConfigError, InputError
+from rookery.errors import ConfigError, InputError, RookeryError
 from rookery.imaging import sniff_image_type
 from rookery.serving.intervals import CountIntervals
 
@@ -198,6 +199,8 @@ class PredictionStore:
         self.url = normalize_url(url)
         self.files_dir = Path(files_dir)
         self.files_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.files_dir.glob(".*.partial"):  # left by a process killed mid-write
+            shutil.rmtree(stale, ignore_errors=True)
         self._engine = _make_engine(self.url)
         # Writes on SQLite take the write lock up front (BEGIN IMMEDIATE): a read-then-write transaction could
         # otherwise fail at once with "database is locked" when another writer got in between.
@@ -269,9 +272,14 @@ class PredictionStore:
             with self._write.begin() as session:
                 session.add(row)
             return _record(row)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(final, ignore_errors=True)
+            if _disk_full(e):
+                raise StorageFull(
+                    "the server's disk is full: this photo was not stored (nothing half-written was kept); "
+                    "free space or lower ROOKERY_RETENTION_DAYS / ROOKERY_RETENTION_GB"
+                ) from e
             raise
 
     def get(self, id: str) -> PredictionRecord | None:
@@ -363,6 +371,19 @@ def alembic_config() -> Any:
     config.set_main_option("path_separator", "os")
     config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
     return config
+
+
+class StorageFull(RookeryError):
+    """No space left for the history's files or database: HTTP 507."""
+
+    status_code = 507
+    kind = "storage_full"
+
+
+def _disk_full(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(error, OperationalError) and "full" in str(error.orig or error).lower()  # SQLite: disk is full
 
 
 def _valid_id(id: object) -> bool:

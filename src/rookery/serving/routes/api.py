@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
@@ -113,13 +116,12 @@ def get_prediction(prediction_id: str, store: StoreDep, holder: HolderDep) -> An
     response_class=FileResponse,
     responses={200: {"content": {"image/jpeg": {}}}, **_not_found},
 )
-def get_prediction_image(prediction_id: str, store: StoreDep) -> FileResponse:
-    path = store.file_path(prediction_id, "annotated")
-    if path is None:
-        raise HTTPException(404, f"no annotated image for the prediction {prediction_id[:64]!r}")
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+def get_prediction_image(prediction_id: str, store: StoreDep) -> Response:
+    missing = f"no annotated image for the prediction {prediction_id[:64]!r}"
+    return _stored_file(store.file_path(prediction_id, "annotated"), "image/jpeg", missing)
 
 
+_CHUNK_BYTES = 256 * 1024
 _UPLOAD_TYPES = {
     ".jpg": "image/jpeg",
     ".png": "image/png",
@@ -135,12 +137,30 @@ _UPLOAD_TYPES = {
     response_class=FileResponse,
     responses={200: {"content": {t: {} for t in _UPLOAD_TYPES.values()}}, **_not_found},
 )
-def get_prediction_upload(prediction_id: str, store: StoreDep) -> FileResponse:
+def get_prediction_upload(prediction_id: str, store: StoreDep) -> Response:
     path = store.file_path(prediction_id, "upload")
+    media_type = _UPLOAD_TYPES.get(path.suffix, "application/octet-stream") if path is not None else ""
+    return _stored_file(path, media_type, f"no uploaded photo for the prediction {prediction_id[:64]!r}")
+
+
+def _stored_file(path: Path | None, media_type: str, missing: str) -> Response:
+    """The file, opened here: a prediction deleted after its path was looked up is a 404, never a 500 (once open,
+    the file is read to its end even if it is deleted meanwhile)."""
     if path is None:
-        raise HTTPException(404, f"no uploaded photo for the prediction {prediction_id[:64]!r}")
-    media_type = _UPLOAD_TYPES.get(path.suffix, "application/octet-stream")
-    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=86400"})
+        raise HTTPException(404, missing)
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise HTTPException(404, missing) from None
+    size = os.fstat(handle.fileno()).st_size
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            while chunk := handle.read(_CHUNK_BYTES):
+                yield chunk
+
+    headers = {"Cache-Control": "private, max-age=86400", "Content-Length": str(size)}
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
 
 
 @predictions.delete(
