@@ -21,6 +21,7 @@ from rookery.config import Settings
 from rookery.errors import RookeryError
 from rookery.imaging import sniff_image_type
 from rookery.serving.budget import Budget, Tiling, WorkTooLarge, check_tiling
+from rookery.serving.csv_export import safe_cell
 from rookery.serving.intervals import count_intervals
 from rookery.serving.metrics import Metrics
 from rookery.serving.model_holder import LoadedModel
@@ -331,7 +332,7 @@ def history_csv(store: PredictionStore, class_names: Iterable[str] = ()) -> Iter
     yield flush()
     for record in store.iter_all():
         counts = [record.counts.get(c, 0) for c in columns]
-        name = _no_formula(record.file_name)
+        name = safe_cell(record.file_name)
         row = [record.id, record.created_at.isoformat(), name, record.model_version or "", *counts, record.total]
         iv = record.intervals
         if iv is None:
@@ -340,8 +341,3 @@ def history_csv(store: PredictionStore, class_names: Iterable[str] = ()) -> Iter
             bounds = [v for c in columns for v in iv.classes.get(c, ("", ""))] + list(iv.total)
         writer.writerow([*row, *bounds])
         yield flush()
-
-
-def _no_formula(text: str) -> str:
-    """A client's file name as a spreadsheet cell that is never run as a formula (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

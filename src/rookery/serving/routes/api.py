@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 
 from rookery.serving import service
 from rookery.serving.budget import check_file_count
+from rookery.serving.csv_export import counts_csv, detections_csv
 from rookery.serving.deps import HolderDep, LimitsDep, MetricsDep, ModelDep, StoreDep, require_api_key
 from rookery.serving.redact import redact
 from rookery.serving.schemas import (
@@ -108,6 +109,23 @@ def get_prediction(prediction_id: str, store: StoreDep, holder: HolderDep) -> An
     if record is None:
         raise HTTPException(404, f"no prediction has the id {prediction_id[:64]!r}")
     return service.prediction_payload(record, run_id=service.run_id_for(record, holder.current))
+
+
+@predictions.get(
+    "/predictions/{prediction_id}/{kind}.csv",
+    summary="One prediction's counts (with intervals) or detections as CSV",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}, **_not_found},
+)
+def get_prediction_csv(prediction_id: str, kind: Literal["counts", "detections"], store: StoreDep) -> Response:
+    """The columns of `rookery predict`'s counts.csv and detections.csv; text cells never start a formula."""
+    record = store.get(prediction_id)
+    if record is None:
+        raise HTTPException(404, f"no prediction has the id {prediction_id[:64]!r}")
+    text = counts_csv(record) if kind == "counts" else detections_csv(record)
+    name = f"rookery-{record.id[:8]}-{kind}.csv"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 
 
 @predictions.get(

@@ -6,12 +6,6 @@
 
   // --- downloads ----------------------------------------------------------------------------------------
 
-  function csvCell(value) {
-    const text = String(value);
-    return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-  }
-  const csvText = (rows) => rows.map((row) => row.map(csvCell).join(",")).join("\r\n") + "\r\n";
-
   function saveFile(name, type, content) {
     const url = URL.createObjectURL(new Blob([content], { type }));
     const link = el("a", { href: url, download: name, hidden: true });
@@ -26,24 +20,6 @@
     return `${stem || "photo"}-${String(prediction.id).slice(0, 8)}`;
   }
 
-  // The same columns as `rookery predict` writes in counts.csv and detections.csv: the counts, then each count's
-  // interval (empty cells for a prediction stored before intervals existed).
-  function countsCsv(prediction) {
-    const names = Object.keys(prediction.counts);
-    const intervals = prediction.intervals || {};
-    const ends = (bounds) => (Array.isArray(bounds) ? bounds : ["", ""]);
-    return csvText([
-      ["image", ...names, "total", ...[...names, "total"].flatMap((n) => [`${n}_lo`, `${n}_hi`])],
-      [
-        prediction.file_name,
-        ...names.map((n) => prediction.counts[n]),
-        prediction.total,
-        ...names.flatMap((n) => ends(intervals[n])),
-        ...ends(prediction.total_interval),
-      ],
-    ]);
-  }
-
   /** The line under the counts table that says what the brackets hold. */
   function intervalNote(prediction) {
     if (!prediction.intervals) return "No interval was stored with this prediction (counted before intervals existed).";
@@ -51,19 +27,19 @@
     return `In brackets: the ${level} of each count` + (prediction.interval_calibrated ? "." : " (uncalibrated: about ±40 %).");
   }
 
-  function detectionsCsv(prediction) {
-    const rows = [["image", "class", "score", "x1", "y1", "x2", "y2"]];
-    for (const d of prediction.detections || []) {
-      rows.push([prediction.file_name, d.class_name, d.score.toFixed(4), ...[d.x1, d.y1, d.x2, d.y2].map((v) => v.toFixed(1))]);
-    }
-    return csvText(rows);
-  }
-
-  function download(kind, prediction) {
+  // The CSVs come from the server (one CSV writer, cells that never run as spreadsheet formulas): the columns of
+  // `rookery predict`'s counts.csv and detections.csv.
+  async function download(kind, prediction) {
     const stem = fileStem(prediction);
-    if (kind === "counts-csv") saveFile(`${stem}-counts.csv`, "text/csv", countsCsv(prediction));
-    else if (kind === "detections-csv") saveFile(`${stem}-detections.csv`, "text/csv", detectionsCsv(prediction));
-    else {
+    if (kind === "counts-csv" || kind === "detections-csv") {
+      const what = kind.replace("-csv", "");
+      try {
+        const response = await api(`/predictions/${encodeURIComponent(prediction.id)}/${what}.csv`);
+        saveFile(`${stem}-${what}.csv`, "text/csv", await response.text());
+      } catch (error) {
+        handleApiError(error, () => download(kind, prediction));
+      }
+    } else {
       const { annotated_image, ...rest } = prediction; // eslint-disable-line no-unused-vars
       saveFile(`${stem}.json`, "application/json", JSON.stringify(rest, null, 2) + "\n");
     }
