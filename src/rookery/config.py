@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     max_request_work_megapixels: float = 2_000.0  # tiles x network input pixels over all photos of one request
     max_detections_per_tile: int = 1_000  # per tile of the network; more are cut (highest scores kept)
     max_detections_per_photo: int = 20_000  # per photo; the answer says when the cap was hit
+    # Load (rookery.serving.throttle): counting requests per client per minute (429 past it), and in flight per
+    # process (503 past it); 0 = no limit.
+    rate_limit_per_minute: int = 120
+    max_counting_requests: int = 32
     # Retention of the history's stored photos (0 = keep): by age, and by the size of the stored files.
     retention_days: float = 0.0
     retention_gb: float = 0.0

@@ -36,6 +36,7 @@ from rookery.serving.model_holder import ModelHolder
 from rookery.serving.retention import retention_loop
 from rookery.serving.service import Limits
 from rookery.serving.store import PredictionStore
+from rookery.serving.throttle import Throttle
 from rookery.serving.uploads import BodySizeLimit, max_upload_bytes
 
 log = logging.getLogger("rookery.serving")
@@ -136,6 +137,12 @@ def create_app(
     # included; the guards answer before any body is read (guards.py).
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes(settings.max_upload_mb))
     key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    app.add_middleware(
+        Throttle,
+        per_minute=settings.rate_limit_per_minute,
+        max_in_flight=settings.max_counting_requests,
+        metrics=metrics,
+    )
     app.add_middleware(ApiKeyGate, key=key)
     app.add_middleware(SameOrigin)
     app.add_middleware(HostCheck, hosts=settings.hosts())
