@@ -262,7 +262,22 @@ def test_openapi_documents_every_endpoint(client):
     }
     for path, methods in expected.items():
         assert methods <= set(paths[path]), path
+    # the key is declared exactly when the server requires one (the OpenAPI document is true)
+    assert "securitySchemes" not in schema["components"]
+    assert not any("security" in op for ops in paths.values() for op in ops.values())
+
+
+def test_openapi_declares_the_key_when_the_server_has_one(tmp_path: Path):
+    from fastapi.testclient import TestClient
+    from serving_helpers import StubHolder
+
+    from rookery.serving.app import create_app
+
+    app = create_app(settings_for(tmp_path / "home", api_key="k"), holder=StubHolder())  # type: ignore[arg-type]
+    with TestClient(app) as client:
+        schema = client.get("/openapi.json").json()
     assert "APIKeyHeader" in schema["components"]["securitySchemes"]
+    assert schema["paths"]["/api/v1/predict"]["post"]["security"]
 
 
 def test_unexpected_failures_are_500_with_a_generic_sentence(trained_model, tmp_path: Path):

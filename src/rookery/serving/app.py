@@ -118,6 +118,8 @@ def create_app(
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
+    if settings.api_key is None:
+        _openapi_without_security(app)
     app.state.metrics = metrics
     app.state.limits = Limits.from_settings(settings)
     _add_error_handlers(app, metrics)
@@ -149,6 +151,26 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog, metrics=metrics)
     return app
+
+
+def _openapi_without_security(app: FastAPI) -> None:
+    """Without an API key the server requires none: the OpenAPI document must not declare one (the routes keep
+    their key dependency, which lets every request through then)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    if isinstance(operation, dict):
+                        operation.pop("security", None)
+                        operation.get("responses", {}).pop("401", None)
+            schema.get("components", {}).pop("securitySchemes", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _limit_pil_pixels(max_pixels: int) -> None:

@@ -49,7 +49,9 @@ model_router = APIRouter(tags=["model"])
     },
 )
 def predict(
-    files: Annotated[list[UploadFile], File(description="One or more photos (JPEG, PNG, TIFF, BMP, WebP).")],
+    files: Annotated[
+        list[UploadFile], File(min_length=1, description="One or more photos (JPEG, PNG, TIFF, BMP, WebP).")
+    ],
     model: ModelDep,
     store: StoreDep,
     limits: LimitsDep,
