@@ -116,3 +116,18 @@ def test_security_headers(tmp_path: Path):
         page = client.get("/history")
         csp = page.headers["content-security-policy"]
         assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/api/v1/predictions/abc", "DELETE, GET"),  # two routes on one path: both methods
+        ("PUT", "/api/v1/predictions/abc", "DELETE, GET"),
+        ("OPTIONS", "/api/v1/predict", "POST"),
+        ("PATCH", "/health", "GET"),
+    ],
+)
+def test_405_names_every_method_of_the_path(tmp_path: Path, method: str, path: str, allow: str):
+    with TestClient(_app(tmp_path)) as client:
+        response = client.request(method, path)
+        assert response.status_code == 405 and response.headers["allow"] == allow

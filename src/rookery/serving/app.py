@@ -215,7 +215,10 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
             if page is not None:
                 return page
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:  # Starlette names the methods of the first route matching the path only
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
 
     async def unexpected_error(request: Request, exc: Exception) -> Response:
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -226,6 +229,19 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path (GET and DELETE of /predictions/{id} alike), asked
+    of the router itself, so nested routers count."""
+    from starlette.routing import Match
+
+    allowed = []
+    for method in sorted(_METHODS - {"OPTIONS"}):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 def readable_validation(exc: RequestValidationError) -> str:
