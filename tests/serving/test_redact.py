@@ -61,3 +61,23 @@ def test_serve_prints_no_password(monkeypatch: pytest.MonkeyPatch, capsys: pytes
         get_settings.cache_clear()
     out = capsys.readouterr().err
     assert "mlflow:5000" in out and "s3cret" not in out
+
+
+def test_serve_on_every_interface_says_which_hosts_it_answers(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    import uvicorn
+
+    from rookery.cli import serve as serve_cli
+    from rookery.config import get_settings
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    monkeypatch.setattr(serve_cli, "_preflight", lambda settings: None)
+    monkeypatch.setenv("ROOKERY_HOST", "127.0.0.1")  # serve() sets it; restored after the test
+    monkeypatch.delenv("ROOKERY_ALLOWED_HOSTS", raising=False)
+    get_settings.cache_clear()
+    try:
+        serve_cli.serve(model=None, host="0.0.0.0", port=8000, workers=1)
+    finally:
+        get_settings.cache_clear()
+    assert "ROOKERY_ALLOWED_HOSTS" in capsys.readouterr().err

@@ -51,6 +51,12 @@ def serve(
         f"docs at /docs, history in {redact_url(settings.history_url)}, registry {redact_url(settings.tracking_uri)}",
         highlight=False,
     )
+    if not settings.allowed_hosts and host in ("0.0.0.0", "::"):
+        console.print(
+            "rookery serve: answering to localhost only; set ROOKERY_ALLOWED_HOSTS to the names clients use "
+            "(e.g. ROOKERY_ALLOWED_HOSTS=counts.example.org,localhost)",
+            highlight=False,
+        )
     uvicorn.run(
         APP_FACTORY,
         factory=True,
