@@ -53,3 +53,19 @@ def test_a_normal_photo_passes_and_a_lower_limit_applies():
     with pytest.raises(ImageTooLarge, match="40x30 = 1,200 pixels"):
         decode_image(data, "a.jpg", max_pixels=1000)
     assert header_size(b"not an image") is None  # OpenCV then says it is not a readable image
+
+
+def test_the_pyfunc_model_refuses_a_decompression_bomb_from_its_header():
+    """The MLflow pyfunc decodes through imaging.decode_image too: a 4xx-mapped error naming the row."""
+    pytest.importorskip("mlflow")
+    from mlflow.exceptions import MlflowException
+
+    from rookery.packaging.pyfunc import decode_image as decode_row
+    from rookery.packaging.pyfunc import encode_image
+
+    with pytest.raises(MlflowException, match="row 0") as err:
+        decode_row(encode_image(png_claiming(30000, 30000)), 0)
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    ok, jpeg = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))
+    assert ok
+    assert decode_row(encode_image(jpeg.tobytes()), 1).shape == (8, 8, 3)

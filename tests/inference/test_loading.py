@@ -169,3 +169,18 @@ def test_an_unreachable_store_is_named(loopback_port: int):
     url = f"http://127.0.0.1:{loopback_port}"
     with pytest.raises(RookeryError, match=f"cannot reach the MLflow tracking store at {url}"):
         resolve_model("models:/rookery@champion", tracking_uri=url)
+
+
+def test_weights_changed_after_registration_are_refused(store: Store, tmp_path: Path, monkeypatch):
+    """The sha256 of each weights file is a tag of the run and the version (tracking store); a copy whose bytes
+    differ — an artifact store or cache written after registration — is refused, also when loaded from the cache."""
+    from rookery.training.tracking import client
+
+    tags = client(store.tracking_uri).get_model_version("rookery", store.version).tags
+    assert len(tags["rookery.sha256.weights"]) == 64 and len(tags["rookery.sha256.onnx"]) == 64
+    monkeypatch.setenv("ROOKERY_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    info = resolve_model(f"models:/rookery/{store.version}")  # downloaded and checked
+    info.weights.write_bytes(info.weights.read_bytes() + b"\0")  # tampered with afterwards
+    with pytest.raises(RookeryError, match="does not match the sha256 recorded"):
+        resolve_model(f"models:/rookery/{store.version}")

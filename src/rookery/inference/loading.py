@@ -256,15 +256,18 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None) -> ModelInfo:
         if not _cached(folder):
             client = mlflow_client(tracking_uri)
             missing_run = f"no run {run_id!r} in the tracking store at {tracking_uri}"
-            _call(tracking_uri, lambda: client.get_run(run_id), missing_run)
-            _download(uri, folder, tracking_uri)
-        return _from_folder(uri, folder, name=None, version=None, alias=None, run_id=run_id)
+            run = _call(tracking_uri, lambda: client.get_run(run_id), missing_run)
+            _download(uri, folder, tracking_uri, {"sha256": _hashes(run.data.tags)})
+        info = _from_folder(uri, folder, name=None, version=None, alias=None, run_id=run_id)
+        _check_hashes(info, _read_source(folder).get("sha256") or {})
+        return info
 
     m = _ALIAS.match(uri) or _VERSION.match(uri)
     if m is None:
         raise ConfigError(f"model URI {uri!r} is not one of {_URI_FORMS}")
     name, alias, version = m["name"], m.groupdict().get("alias"), m.groupdict().get("version")
     version_run: str | None = None
+    mv: Any = None
     if alias is not None or version == "latest" or not _cached(cache_root / _safe(name) / str(version)):
         client = mlflow_client(tracking_uri)
 
@@ -287,9 +290,30 @@ def _resolve_mlflow(uri: str, tracking_uri: str | None) -> ModelInfo:
         version, version_run = str(mv.version), mv.run_id or None
     folder = cache_root / _safe(name) / str(version)
     if not _cached(folder):
-        _download(f"models:/{name}/{version}", folder, tracking_uri, {"run_id": version_run})
+        hashes = _hashes(mv.tags or {}) if mv is not None else {}
+        _download(f"models:/{name}/{version}", folder, tracking_uri, {"run_id": version_run, "sha256": hashes})
     version_run = version_run or _read_source(folder).get("run_id")
-    return _from_folder(uri, folder, name=name, version=str(version), alias=alias, run_id=version_run)
+    info = _from_folder(uri, folder, name=name, version=str(version), alias=alias, run_id=version_run)
+    _check_hashes(info, _read_source(folder).get("sha256") or {})
+    return info
+
+
+def _hashes(tags: dict[str, str]) -> dict[str, str]:
+    """The sha256 of each weights file recorded when the model was logged (packaging.pyfunc._record_hashes)."""
+    return {key: tags[f"rookery.sha256.{key}"] for key in ("weights", "onnx") if f"rookery.sha256.{key}" in tags}
+
+
+def _check_hashes(info: ModelInfo, hashes: dict[str, str]) -> None:
+    """Refuse weights whose sha256 differs from the one recorded when the model was logged (a tag in the tracking
+    store, read when the model was downloaded and kept with the cached copy, so a cached model is checked again on
+    every load, offline too). Models logged before hashes were recorded carry none and load."""
+    for key, path in (("weights", info.weights), ("onnx", info.onnx)):
+        expected = hashes.get(key)
+        if expected and path is not None and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+            raise InputError(
+                f"{info.uri}: its {path.name} does not match the sha256 recorded when it was registered; refused "
+                "(the artifact store was changed after registration: register the model again)"
+            )
 
 
 def _safe(part: str) -> str:

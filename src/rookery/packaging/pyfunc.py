@@ -57,15 +57,17 @@ def image_bytes(value: object, row: int) -> bytes:
 
 def decode_image(value: object, row: int) -> np.ndarray:
     """Base64 text -> BGR array; a bad row raises a 4xx-mapped MlflowException naming the row."""
-    import cv2
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+    from rookery.errors import InputError
+    from rookery.imaging import decode_image as decode_bytes
+
     raw = image_bytes(value, row)
-    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR) if raw else None
-    if image is None:
-        raise MlflowException(f"row {row}: 'image' is not a readable image", INVALID_PARAMETER_VALUE)
-    return image
+    try:  # rookery's one decoder: the header's pixel count is checked before decoding (decompression bombs)
+        return decode_bytes(raw, f"row {row}: 'image'")
+    except InputError as e:
+        raise MlflowException(str(e), INVALID_PARAMETER_VALUE) from e
 
 
 class RookeryModel(PythonModel):
@@ -180,7 +182,28 @@ def log_pyfunc_model(
             registered_model_name=registered_model_name,
         )
     version = info.registered_model_version
+    _record_hashes(artifacts, registered_model_name, version)
     return None if version is None else str(version)
+
+
+HASH_TAG = "rookery.sha256.{key}"  # e.g. rookery.sha256.weights: the sha256 of the file logged as that artifact
+
+
+def _record_hashes(artifacts: dict[str, str], name: str | None, version: object) -> None:
+    """Tag the run (and the registered version) with each weights file's sha256. Tags live in the tracking store,
+    artifacts in the artifact store: whoever can replace a file in the artifact store cannot also change what it
+    must hash to unless they can write the tracking store too, and rookery.inference.loading refuses a mismatch."""
+    import hashlib
+
+    tags = {}
+    for key in ("weights", "onnx"):
+        if key in artifacts:
+            tags[HASH_TAG.format(key=key)] = hashlib.sha256(Path(artifacts[key]).read_bytes()).hexdigest()
+    mlflow.set_tags(tags)
+    if name and version is not None:
+        client = mlflow.MlflowClient()
+        for tag, value in tags.items():
+            client.set_model_version_tag(name, str(version), tag, value)
 
 
 def _requirements() -> list[str]:

@@ -272,12 +272,9 @@ def _batch(
 
 def load_heatmap_weights(path: Path) -> dict[str, Any]:
     """The weights of a heatmap checkpoint written by save_checkpoint, to start a training from."""
-    import torch
+    from rookery.inference.backends import safe_torch_load
 
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)  # rookery's own pickled module
-    except Exception as e:
-        raise InputError(f"{path.name} is not a readable PyTorch checkpoint ({type(e).__name__})") from e
+    ckpt = safe_torch_load(Path(path))  # weights only, network classes allow-listed: never arbitrary code
     model = ckpt.get("model") if isinstance(ckpt, dict) else None
     if not isinstance(ckpt, dict) or ckpt.get("family") != "heatmap" or model is None:
         raise InputError(
