@@ -130,6 +130,25 @@ def test_the_torch_decode_is_decode_py_on_random_head_output() -> None:
     np.testing.assert_allclose(score.numpy()[got], want.score[ref], atol=1e-6)
 
 
+def test_the_per_tile_cap_cuts_alike_in_torch_and_numpy(tiny_model) -> None:
+    """The server's per-tile detection cap (backends.CappedBackend) applies on the GPU engine too: the engine
+    unwraps it and keeps each tile's best candidates in its own decoding, as the CPU path does."""
+    from test_inference_backends import _photo
+
+    from rookery.inference.backends import CappedBackend
+
+    photo = _photo(300, 200)
+    options = PredictOptions(tile=64, overlap=16, conf=0.001)
+    capped = {}
+    for engine in (True, False):
+        backend = CappedBackend(TorchBackend.from_checkpoint(tiny_model.pt), per_tile=5)
+        backend.conf = options.conf
+        predictor = Predictor(backend, options, gpu_engine=engine)
+        capped[engine] = (len(predictor.predict(photo)), backend.hits)
+    assert capped[True][1] == capped[False][1] > 0  # the same tiles were cut
+    assert abs(capped[True][0] - capped[False][0]) <= 1
+
+
 def test_a_real_model_gives_the_pipelines_detections_on_the_cpu(tiny_model) -> None:
     from test_inference_backends import _photo
 

@@ -105,6 +105,7 @@ class GpuEngine:
         decode_batch: int | None = None,
         cuda_graph: bool | None = None,
         depth: int = 2,
+        cap: Any = None,
     ) -> None:
         """`half` (default: on CUDA) runs the network in fp16; `decode` "gpu" decodes every JPEG with nvJPEG
         (CUDA only), "cpu" with OpenCV, "auto" with nvJPEG when it is free, else OpenCV; `decode_batch`
@@ -120,6 +121,7 @@ class GpuEngine:
         self.dtype = torch.float16 if self.half else torch.float32
         self.class_names = backend.class_names
         self.stride = backend.stride
+        self.cap = cap  # a backends.CappedBackend: its per-tile cap applies before NMS, its `hits` count cut tiles
         if decode not in ("auto", "gpu", "cpu"):
             raise ValueError(f"decode must be 'auto', 'gpu' or 'cpu', got {decode!r}")
         self.decode = decode
@@ -346,7 +348,7 @@ class GpuEngine:
             dev = self.device
             tiles, photos = batch.tiles, batch.photos
             wh = torch.tensor([[t.width, t.height] for t in tiles], dtype=torch.float32, device=dev)
-            t, xyxy, cls, score = decode_torch(batch.raw, wh * options.scale, len(self.class_names), options)
+            t, xyxy, cls, score = decode_torch(batch.raw, wh * options.scale, len(self.class_names), options, self.cap)
             if options.scale != 1.0:  # network pixels -> photo pixels
                 xyxy = xyxy / options.scale
             info = torch.tensor(
@@ -436,9 +438,12 @@ def _to_boxes(xyxy: Any, cls: Any, score: Any) -> Boxes:
     return Boxes(xyxy.double().cpu().numpy(), cls.cpu().numpy().astype(np.int64), score.double().cpu().numpy())
 
 
-def decode_torch(raw: Any, wh: Any, num_classes: int, options: PredictOptions) -> tuple[Any, Any, Any, Any]:
+def decode_torch(
+    raw: Any, wh: Any, num_classes: int, options: PredictOptions, cap: Any = None
+) -> tuple[Any, Any, Any, Any]:
     """decode.decode in torch: (tile, xyxy, cls, score) after the confidence filter, per tile-and-class NMS
-    (torchvision's batched_nms, IoU > iou suppresses) and clipping to each tile's own pixels."""
+    (torchvision's batched_nms, IoU > iou suppresses) and clipping to each tile's own pixels. With `cap` (a
+    backends.CappedBackend), a tile keeps at most cap.per_tile candidates, the best scoring, as on the CPU."""
     import torch
     from torchvision.ops import batched_nms
 
@@ -448,6 +453,12 @@ def decode_torch(raw: Any, wh: Any, num_classes: int, options: PredictOptions) -
             "only YOLO detection heads (v8/11 style, not end-to-end) are supported"
         )
     best, cls = raw[:, 4:, :].max(dim=1)  # (N, A): filter before touching boxes, as most anchors are background
+    if cap is not None and best.shape[1] > cap.per_tile:
+        over = (best > options.conf).sum(dim=1) > cap.per_tile
+        if bool(over.any()):
+            kth = best[over].topk(cap.per_tile, dim=1).values[:, -1:]
+            best[over] = torch.where(best[over] < kth, torch.zeros_like(best[over]), best[over])
+            cap.hits += int(over.sum())
     t, a = torch.nonzero(best > options.conf, as_tuple=True)
     score = best[t, a].float()
     cls = cls[t, a] if num_classes > 1 else torch.zeros_like(t)

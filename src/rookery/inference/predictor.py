@@ -52,17 +52,20 @@ class Predictor:
 
     def _gpu(self) -> Any:
         """The GpuEngine when this predictor uses one, built on first use; else None."""
-        from rookery.inference.backends import TorchBackend
+        from rookery.inference.backends import CappedBackend, TorchBackend
 
+        # A per-tile detection cap (the server's) wraps the backend; the GPU engine applies it in its own decoding.
+        cap = self.backend if isinstance(self.backend, CappedBackend) else None
+        backend = cap.inner if cap is not None else self.backend
         use = self.gpu_engine
         if use is None:
-            use = isinstance(self.backend, TorchBackend) and self.backend.on_gpu
-        if not use or not isinstance(self.backend, TorchBackend):
+            use = isinstance(backend, TorchBackend) and backend.on_gpu
+        if not use or not isinstance(backend, TorchBackend):
             return None
-        if self._engine is None:
+        if self._engine is None or self._engine.cap is not cap:
             from rookery.inference.gpu import GpuEngine
 
-            self._engine = GpuEngine(self.backend)
+            self._engine = GpuEngine(backend, cap=cap)
         return self._engine
 
     def _run(

@@ -254,7 +254,7 @@ class ModelHolder:
         predictor, info = load_predictor(self.uri, tracking_uri=self.settings.tracking_uri, **self.load_options)
         per_tile = self.settings.max_detections_per_tile
         backend = getattr(predictor, "backend", None)
-        if per_tile > 0 and backend is not None and not getattr(backend, "on_gpu", False):  # GPU engine: own NMS
+        if per_tile > 0 and backend is not None:  # the GPU engine unwraps it and caps in its own decoding
             predictor.backend = CappedBackend(predictor.backend, per_tile)
         run_metrics = self._run_metrics(info.run_id)
         model = LoadedModel(predictor, info, run_metrics, datetime.now(UTC), self.settings.max_detections_per_photo)
