@@ -295,3 +295,18 @@ def test_unexpected_failures_are_500_with_a_generic_sentence(trained_model, tmp_
         response = client.get("/boom")
         assert response.status_code == 500
         assert "secret" not in response.text and "log" in response.json()["detail"]
+
+
+def test_docs_are_served_from_the_package_not_a_cdn(tmp_path: Path, trained_model):
+    """/docs works offline: its Swagger UI script and stylesheet come from this server (swagger-ui-bundle)."""
+    from fastapi.testclient import TestClient
+
+    from rookery.serving.app import create_app
+
+    with TestClient(create_app(settings_for(tmp_path / "home"))) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200 and "/docs/static/swagger-ui-bundle.js" in page.text
+        assert "cdn" not in page.text.lower() and "https://" not in page.text
+        script = client.get("/docs/static/swagger-ui-bundle.js")
+        assert script.status_code == 200 and len(script.content) > 100_000
+        assert client.get("/docs/static/swagger-ui.css").status_code == 200

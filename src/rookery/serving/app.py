@@ -113,7 +113,7 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         debug=False,
-        docs_url="/docs",
+        docs_url=None,  # routes/docs.py serves /docs from the installed package (no CDN)
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -125,7 +125,9 @@ def create_app(
     _add_error_handlers(app, metrics)
 
     from rookery.serving.routes import api, health, mlflow_compat
+    from rookery.serving.routes.docs import mount_docs
 
+    mount_docs(app)
     app.include_router(health.router)
     app.include_router(api.router)
     app.include_router(mlflow_compat.router)
