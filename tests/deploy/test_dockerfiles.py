@@ -134,6 +134,9 @@ def test_cpu_image_takes_torch_from_the_cpu_wheel_index() -> None:
     args = [rest for k, rest in instructions(DOCKERFILES[0]) if k == "ARG" and rest.startswith("TORCH_INDEX_URL=")]
     assert args == ["TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu"]
     assert instructions(DOCKERFILES[0])[0][1].startswith("python:3.11-slim")
+    for dockerfile in DOCKERFILES:  # every base pinned by digest (issue 16): a tag can move under a build
+        bases = [rest.split()[0] for k, rest in instructions(dockerfile) if k == "FROM"]
+        assert all(re.search(r"@sha256:[0-9a-f]{64}$", b) for b in bases), bases
 
 
 def test_gpu_image_runs_on_a_cuda_runtime_base() -> None:
