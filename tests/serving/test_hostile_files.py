@@ -82,6 +82,26 @@ def test_the_cli_reader_refuses_or_decodes_each(photo_bytes: bytes):
             assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, name
 
 
+def test_the_pyfunc_model_refuses_or_counts_each(trained_model, photo_bytes: bytes):
+    """MLflow's pyfunc (what `mlflow models serve` runs) on the same corpus: a 4xx-mapped error naming the row
+    for each unreadable file, detections for each readable one, never a crash."""
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from rookery.inference.loading import load_predictor
+    from rookery.packaging.pyfunc import encode_image, predict_frame
+
+    predictor, _ = load_predictor(str(trained_model.onnx))
+    for name, data in corpus(photo_bytes).items():
+        frame = pd.DataFrame({"image": [encode_image(photo_bytes), encode_image(data)]})
+        try:
+            out = predict_frame(predictor, frame)
+        except MlflowException as e:
+            assert e.error_code == "INVALID_PARAMETER_VALUE" and "row 1" in str(e), name
+        else:
+            assert set(out["image"]) <= {0, 1}, name
+
+
 @pytest.mark.parametrize("name", ["bomb.png", "wide-bomb.png", "zero.jpg", "html.jpg"])
 def test_rookery_predict_names_the_bad_file_and_counts_the_rest(trained_model, tmp_path: Path, name: str):
     from typer.testing import CliRunner
