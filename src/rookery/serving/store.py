@@ -15,6 +15,7 @@ import errno
 import re
 import shutil
 import threading
+import time
 import unicodedata
 import uuid
 from collections.abc import Iterator
@@ -426,7 +427,7 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_S * 1000}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _set_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
@@ -435,3 +436,20 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql(connection.get_execution_options().get("rookery_begin", "BEGIN"))
 
     return engine
+
+
+def _set_wal(cursor: Any) -> None:
+    """PRAGMA journal_mode = WAL, retried: switching a new database to WAL needs its lock, and SQLite does not run
+    the busy handler for it, so a second process opening the same new database at that moment gets "database is
+    locked" at once (two servers starting together did, now and then)."""
+    import sqlite3
+
+    deadline = time.monotonic() + _SQLITE_BUSY_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
