@@ -58,15 +58,27 @@ FAKE_DOCKER = textwrap.dedent(
 )
 
 
-def test_the_docker_driver_runs_containers_and_points_nginx_at_the_live_one(host: Host, tmp_path: Path) -> None:
-    """The default driver, against a stand-in docker CLI: what it asks Docker for, and the nginx upstream file."""
+def _stand_in_docker(host: Host, tmp_path: Path) -> tuple[Path, Path]:
+    """A bin folder with the stand-in docker CLI, a page the "containers" serve as ready, and the upstream path."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "docker").write_text(FAKE_DOCKER)
     (bin_dir / "docker").chmod(0o755)
     (host.dir / "www").mkdir()
     (host.dir / "www" / "ready").write_text("ok")
-    upstream = tmp_path / "rookery-upstream.conf"
+    return bin_dir, tmp_path / "rookery-upstream.conf"
+
+
+def _kill_containers(host: Host) -> None:
+    """Stop the stand-in containers (processes) whatever the test left running."""
+    for pid_file in host.dir.glob("docker-*.pid"):
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_the_docker_driver_runs_containers_and_points_nginx_at_the_live_one(host: Host, tmp_path: Path) -> None:
+    """The default driver, against a stand-in docker CLI: what it asks Docker for, and the nginx upstream file."""
+    bin_dir, upstream = _stand_in_docker(host, tmp_path)
     reloads = tmp_path / "reloads"
     env = {
         "ROOKERY_DEPLOY_DRIVER": "",
@@ -97,21 +109,13 @@ def test_the_docker_driver_runs_containers_and_points_nginx_at_the_live_one(host
         assert f"server 127.0.0.1:{green};" in upstream.read_text()
         assert host.live() == "green" and ready(green) and not ready(blue)
     finally:
-        for pid_file in host.dir.glob("docker-*.pid"):
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+        _kill_containers(host)
 
 
 def test_an_upstream_file_that_cannot_be_written_fails_the_switch_and_rolls_back(host: Host, tmp_path: Path) -> None:
     """The switch runs inside `if ! driver switch`, where errexit is off: a failed write must still fail it (before,
     the proxy reloaded its old file, the deploy reported success and stopped the live colour)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "docker").write_text(FAKE_DOCKER)
-    (bin_dir / "docker").chmod(0o755)
-    (host.dir / "www").mkdir()
-    (host.dir / "www" / "ready").write_text("ok")
-    upstream = tmp_path / "rookery-upstream.conf"
+    bin_dir, upstream = _stand_in_docker(host, tmp_path)
     env = {
         "ROOKERY_DEPLOY_DRIVER": "",
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
@@ -129,9 +133,7 @@ def test_an_upstream_file_that_cannot_be_written_fails_the_switch_and_rolls_back
         assert host.live() == "blue" and ready(blue) and not ready(green)
         assert f"server 127.0.0.1:{blue};" in upstream.read_text()
     finally:
-        for pid_file in host.dir.glob("docker-*.pid"):
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+        _kill_containers(host)
 
 
 def test_the_driver_never_replaces_the_colour_the_state_file_says_is_live(host: Host, tmp_path: Path) -> None:

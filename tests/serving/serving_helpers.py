@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,3 +150,37 @@ class StubHolder:
 
     def wait_first_load(self, timeout: float) -> Any:
         return None
+
+
+def run_generated_cases(
+    operation: Any, examples: int, send: Callable[[Any], None], on_failure: Callable[[str, BaseException], None] | None
+) -> None:
+    """Send `examples` schemathesis cases of one operation, schema-valid ones then invalid ones, the same cases on
+    every run (derandomized, no example database). `on_failure(mode name, error)` collects what a case raised;
+    without it the error propagates. An operation with nothing to make invalid (no parameters) is skipped there."""
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+
+    for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        def run(case: Any) -> None:
+            send(case)
+
+        try:
+            run()
+        except Unsatisfiable:  # nothing to break in an operation without parameters (GET /health)
+            assert mode == schemathesis.GenerationMode.NEGATIVE, operation.label
+        except BaseException as e:  # schemathesis' FailureGroup, raised once hypothesis has shrunk the case
+            if on_failure is None or isinstance(e, KeyboardInterrupt | SystemExit):
+                raise
+            on_failure(mode.name, e)
