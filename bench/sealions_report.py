@@ -8,14 +8,13 @@ import numpy as np
 
 
 def _coverage(photos: list[dict[str, Any]]) -> float:
-    hits = total = 0
-    for p in photos:
-        for t, n, lo, hi in zip(p["true"], p["pred"], p["lo"], p["hi"], strict=True):
-            if t == 0 and n == 0:
-                continue
-            total += 1
-            hits += int(lo <= t <= hi)
-    return hits / total if total else float("nan")
+    """rookery's one coverage rule (rookery.inference.calibration.interval_coverage) on the held-out photos."""
+    from rookery.inference.calibration import interval_coverage
+
+    intervals = np.stack([np.column_stack([p["lo"], p["hi"]]) for p in photos])
+    true, pred = np.array([p["true"] for p in photos]), np.array([p["pred"] for p in photos])
+    overall, _ = interval_coverage(true, pred, intervals)
+    return float("nan") if overall is None else overall
 
 
 def report(results: dict[str, list[dict[str, Any]]], names: list[str]) -> float:

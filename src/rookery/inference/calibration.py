@@ -33,6 +33,7 @@ import numpy as np
 
 DEFAULT_SIGMA = 0.25
 MIN_SIGMA = 0.05  # never claim a tighter spread than this, whatever the calibration photos say
+UNCALIBRATED_CONF = 0.5  # the score threshold of every class when no held-out photo chose one
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 
 
@@ -146,16 +147,37 @@ def fit_calibration(
     return CountCalibration(level, tuple(float(t) for t in thresholds), tuple(bias), tuple(sigma), len(photos))
 
 
-def coverage(photos: Sequence[HeldOut], calibration: CountCalibration) -> float:
-    """The share of (photo, class) pairs with truth or a detection whose true count lies in its interval."""
-    thresholds = np.asarray(calibration.thresholds) if calibration.thresholds else np.full(len(photos[0].true), 0.25)
-    hits, total = 0, 0
-    for p in photos:
-        counts = p.counts(thresholds)
-        iv = calibration.intervals(counts)
-        for c in range(len(p.true)):
-            if p.true[c] == 0 and counts[c] == 0:
-                continue
-            total += 1
-            hits += int(iv[c, 0] <= p.true[c] <= iv[c, 1])
-    return hits / total if total else float("nan")
+def interval_coverage(true: np.ndarray, pred: np.ndarray, intervals: np.ndarray) -> tuple[float | None, list]:
+    """The share of (photo, class) pairs whose true count lies inside its interval, over all classes and per class;
+    None where no pair counts. Only pairs with a true or a predicted count above 0 count: a class absent from a
+    photo and not predicted there says nothing about the interval (its [0, 0] would always hold), and so many of
+    those pairs would flatter any model. `true`, `pred`: (photos, classes); `intervals`: (photos, classes, 2)."""
+    t = np.asarray(true, dtype=np.int64)
+    p = np.asarray(pred, dtype=np.int64)
+    iv = np.asarray(intervals, dtype=np.int64)
+    if t.shape != p.shape or iv.shape != (*t.shape, 2):
+        raise ValueError(f"expected (photos, classes) counts and (photos, classes, 2) intervals, got {t.shape}, "
+                         f"{p.shape} and {iv.shape}")  # fmt: skip
+    counted = (t > 0) | (p > 0)
+    inside = (iv[..., 0] <= t) & (t <= iv[..., 1])
+
+    def share(rows: np.ndarray, hits: np.ndarray) -> float | None:
+        n = int(rows.sum())
+        return float((hits & rows).sum() / n) if n else None
+
+    return share(counted, inside), [share(counted[:, c], inside[:, c]) for c in range(t.shape[1])]
+
+
+def held_out_counts(photos: Sequence[HeldOut], calibration: CountCalibration) -> np.ndarray:
+    """(photos, classes) counts of held-out photos at the calibration's thresholds (the recipe's 0.5 when it has
+    none: what training/recipe.py gives a model without calibration folds)."""
+    nc = len(calibration.sigma)
+    thresholds = np.asarray(calibration.thresholds or (UNCALIBRATED_CONF,) * nc)
+    return np.array([p.counts(thresholds) for p in photos]).reshape(len(photos), nc)
+
+
+def coverage(photos: Sequence[HeldOut], calibration: CountCalibration) -> float | None:
+    """interval_coverage over held-out photos counted at the calibration's thresholds."""
+    pred = held_out_counts(photos, calibration)
+    intervals = np.array([calibration.intervals(c) for c in pred]).reshape(*pred.shape, 2)
+    return interval_coverage(np.array([p.true for p in photos]).reshape(pred.shape), pred, intervals)[0]

@@ -101,8 +101,16 @@ class Predictor:
     def count_intervals(self, counts: np.ndarray) -> np.ndarray:
         """(num_classes, 2) int64: the low and high end of each class's count interval (calibration.py; 90 %
         by default). A model without a calibration gets the uncalibrated default (about +-40 %)."""
-        calibration = self.calibration or CountCalibration.default(len(self.class_names))
-        return calibration.intervals(counts)
+        return self._interval_model.intervals(counts)
+
+    @property
+    def interval_level(self) -> float:
+        """The level of count_intervals (0.9: 90 % intervals)."""
+        return self._interval_model.level
+
+    @property
+    def _interval_model(self) -> CountCalibration:
+        return self.calibration or CountCalibration.default(len(self.class_names))
 
     @classmethod
     def from_path(

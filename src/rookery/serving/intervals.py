@@ -59,8 +59,6 @@ class CountIntervals:
 def count_intervals(predictor: Predictor, counts: Sequence[int], overrides: Mapping[str, Any]) -> CountIntervals:
     """The intervals of one photo's counts (in the order of predictor.class_names); `overrides` are the request's
     options for the Predictor (a `conf` among them means the calibration's thresholds were not used)."""
-    from rookery.inference.calibration import CountCalibration
-
     calibration = predictor.calibration
     bounds = predictor.count_intervals(np.asarray(counts, dtype=np.int64))
     calibrated = (
@@ -69,6 +67,6 @@ def count_intervals(predictor: Predictor, counts: Sequence[int], overrides: Mapp
         and calibration.thresholds is not None
         and "conf" not in overrides
     )
-    level = (calibration or CountCalibration.default(len(predictor.class_names))).level  # what count_intervals used
+    level = predictor.interval_level
     classes = {name: (int(lo), int(hi)) for name, (lo, hi) in zip(predictor.class_names, bounds.tolist(), strict=True)}
     return CountIntervals(float(level), calibrated, classes)

@@ -127,16 +127,15 @@ def _export(model: Any, path: Path) -> Path | None:
 def _held_out_metrics(result: RecipeResult, names: list[str]) -> dict[str, float]:
     """The calibration folds' counting error on photos their models never saw (the honest estimate)."""
     from rookery.evaluation.counting import competition_rmse
-    from rookery.inference.calibration import coverage
+    from rookery.inference.calibration import coverage, held_out_counts
 
     if not result.held_out:
         return {}
-    th = np.asarray(result.calibration.thresholds or (0.5,) * len(names))
-    true = np.array([h.true for _, h in result.held_out])
-    pred = np.array([h.counts(th) for _, h in result.held_out])
+    photos = [h for _, h in result.held_out]
+    true = np.array([h.true for h in photos])
     return {
-        "heldout/competition_rmse": competition_rmse(true, pred),
-        "heldout/coverage90": coverage([h for _, h in result.held_out], result.calibration),
+        "heldout/competition_rmse": competition_rmse(true, held_out_counts(photos, result.calibration)),
+        "heldout/coverage90": coverage(photos, result.calibration) or 0.0,
         "heldout/photos": float(len(result.held_out)),
         "train/steps": float(getattr(result.model, "train_steps", 0)),
     }
@@ -151,11 +150,12 @@ def _held_out_files(result: RecipeResult, names: list[str], folder: Path) -> lis
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from rookery.inference.calibration import held_out_counts
+
     folder.mkdir(parents=True, exist_ok=True)
-    th = np.asarray(result.calibration.thresholds or (0.5,) * len(names))
+    pred = held_out_counts([h for _, h in result.held_out], result.calibration)
     rows = []
-    for photo, h in result.held_out:
-        counts = h.counts(th)
+    for (photo, h), counts in zip(result.held_out, pred, strict=True):
         iv = result.calibration.intervals(counts)
         rows += [
             (photo, names[c], int(h.true[c]), int(counts[c]), int(iv[c, 0]), int(iv[c, 1])) for c in range(len(names))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from rookery.errors import InputError
-from rookery.inference.calibration import CountCalibration, HeldOut, fit_calibration
+from rookery.inference.calibration import UNCALIBRATED_CONF, CountCalibration, HeldOut, fit_calibration
 from rookery.inference.canonical import Canonical
 from rookery.training.heatmap import HeatmapParams, load_tiles, train_heatmap
 from rookery.types import Boxes
@@ -138,9 +138,11 @@ def fit_heatmap_recipe(
     tiles = load_tiles(dataset, ("train", "val"))
     model = train_heatmap(tiles, names, box_sizes, hp, _tagged(on_log, "final"), init)
     if held:
-        calibration = fit_calibration([h for _, h in held], level=params.level, default_conf=0.5)
+        calibration = fit_calibration([h for _, h in held], level=params.level, default_conf=UNCALIBRATED_CONF)
     else:
-        calibration = replace(CountCalibration.default(len(names), params.level), thresholds=(0.5,) * len(names))
+        calibration = replace(
+            CountCalibration.default(len(names), params.level), thresholds=(UNCALIBRATED_CONF,) * len(names)
+        )
     return RecipeResult(model, calibration, canonical, held)
 
 
