@@ -109,3 +109,122 @@ class Skipped:
 
     def __str__(self) -> str:
         return f"{self.item}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class CountIntervals:
+    """Each class's count interval at `level`: [lo, hi] with lo <= count <= hi.
+
+    `calibrated` says whether the interval's claim holds: a calibration fitted on held-out photos, used with its
+    own per-class score thresholds (rookery.inference.calibration). The total's interval is the sum of the class
+    lows and of the class highs: conservative, as the errors of the classes partly cancel.
+    """
+
+    level: float  # 0.9: a 90 % interval
+    calibrated: bool
+    classes: dict[str, tuple[int, int]]  # the prediction's classes, in the order of its counts
+
+    @property
+    def total(self) -> tuple[int, int]:
+        return sum(lo for lo, _ in self.classes.values()), sum(hi for _, hi in self.classes.values())
+
+    def bounds(self) -> np.ndarray:
+        """(classes, 2) int64: the low and high end of each class's interval, in class order."""
+        return np.array(list(self.classes.values()), dtype=np.int64).reshape(-1, 2)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "level": float(self.level),
+            "calibrated": bool(self.calibrated),
+            "classes": {str(k): [int(lo), int(hi)] for k, (lo, hi) in self.classes.items()},
+            "total": list(self.total),  # derived; kept for whoever reads a stored copy directly
+        }
+
+    @classmethod
+    def from_json(cls, value: object, default_level: float = 0.9) -> CountIntervals | None:
+        """From `to_json`'s form; None for anything else (e.g. a stored prediction made before intervals existed)."""
+        if not isinstance(value, dict) or not isinstance(value.get("classes"), dict):
+            return None
+        classes = {str(k): (int(lo), int(hi)) for k, (lo, hi) in value["classes"].items()}
+        return cls(float(value.get("level", default_level)), bool(value.get("calibrated", False)), classes)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """The model that made a prediction: its URI and, for a registered model, name, version and alias."""
+
+    uri: str
+    name: str | None = None
+    version: str | None = None
+    alias: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Short human name: 'rookery v3 (champion)' for a registered version, else the file or URI's last part."""
+        if self.name and self.version:
+            return f"{self.name} v{self.version}" + (f" ({self.alias})" if self.alias else "")
+        return self.uri.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or self.uri
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One counted photo: the one shape of a prediction in rookery (batch counting, the Ray path, the server and
+    its history). Files, database rows and API bodies are made from it at their own boundary.
+
+    `image` is the photo's name: the file name without extension in `rookery predict` (the key of its output
+    files), the client's file name on the server. Boxes are in pixels of the photo as it was read.
+    """
+
+    image: str
+    class_names: tuple[str, ...]
+    boxes: Boxes
+    intervals: CountIntervals | None = None  # None: no intervals (history rows made before they existed)
+    width: int = 0
+    height: int = 0
+    image_sha256: str = ""
+    model: ModelRef = field(default_factory=lambda: ModelRef(""))
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def count_array(self) -> np.ndarray:
+        """(classes,) int64 in class order."""
+        return self.boxes.counts(len(self.class_names))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Objects per class: every class of the model, zeros included, in class order."""
+        return dict(zip(self.class_names, (int(v) for v in self.count_array()), strict=True))
+
+    @property
+    def total(self) -> int:
+        return len(self.boxes)
+
+    def interval_bounds(self) -> np.ndarray:
+        """(classes, 2) int64: each class's interval, or the counts themselves when there are none."""
+        if self.intervals is None:
+            counts = self.count_array()
+            return np.column_stack([counts, counts])
+        return self.intervals.bounds()
+
+    def detections(self, digits: int = 2) -> list[dict[str, object]]:
+        """One dict per box: class_name, class_id, score and the corners x1, y1, x2, y2 (rounded to `digits`)."""
+        boxes = self.boxes
+        scores = boxes.score.tolist() if boxes.score is not None else [1.0] * len(boxes)
+        return [
+            {
+                "class_name": self.class_names[c],
+                "class_id": int(c),
+                "score": round(float(s), 5),
+                **{k: round(float(v), digits) for k, v in zip(("x1", "y1", "x2", "y2"), xyxy, strict=True)},
+            }
+            for xyxy, c, s in zip(boxes.xyxy.tolist(), boxes.cls.tolist(), scores, strict=True)
+        ]
+
+    @classmethod
+    def from_detections(
+        cls, image: str, class_names: tuple[str, ...], detections: list[dict[str, object]], **fields: object
+    ) -> Prediction:
+        """The inverse of `detections` (for stored predictions)."""
+        xyxy = [[float(d[k]) for k in ("x1", "y1", "x2", "y2")] for d in detections]  # type: ignore[arg-type]
+        cls_ids = [int(d["class_id"]) for d in detections]  # type: ignore[call-overload]
+        score = [float(d["score"]) for d in detections]  # type: ignore[arg-type]
+        return cls(image, class_names, Boxes(xyxy, cls_ids, np.asarray(score)), **fields)  # type: ignore[arg-type]

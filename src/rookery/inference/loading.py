@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from rookery.errors import ConfigError, InputError, RookeryError
 from rookery.training.tracking import client as mlflow_client
+from rookery.types import ModelRef
 
 if TYPE_CHECKING:
     from rookery.inference.predictor import Predictor
@@ -53,6 +54,10 @@ class ModelInfo:
     overlap: int
     imgsz: int | None
     meta: dict[str, Any] = field(default_factory=dict)  # all of rookery_model.json (calibration, canonical, ...)
+
+    @property
+    def ref(self) -> ModelRef:
+        return ModelRef(self.uri, self.name, self.version, self.alias)
 
     @property
     def label(self) -> str:

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from rookery.errors import InputError
-from rookery.types import Boxes
+from rookery.types import Prediction
 
 DETECTION_COLUMNS = ("image", "class", "score", "x1", "y1", "x2", "y2")
 
@@ -51,11 +51,12 @@ class PredictionWriter:
         self._counts: TextIO = self.counts_path.open("a", newline="")
         self._detections: TextIO = self.detections_path.open("a", newline="")
 
-    def add(self, image: str, boxes: Boxes, intervals: np.ndarray | None = None) -> np.ndarray:
-        """Record one photo's detections, counts and count intervals ((classes, 2); None: the counts themselves);
-        returns the counts per class."""
-        counts = boxes.counts(len(self.class_names))
-        iv = np.column_stack([counts, counts]) if intervals is None else np.asarray(intervals, dtype=np.int64)
+    def add(self, prediction: Prediction) -> np.ndarray:
+        """Record one photo's detections, counts and count intervals; returns the counts per class."""
+        image = prediction.image
+        boxes = prediction.boxes
+        counts = prediction.count_array()
+        iv = prediction.interval_bounds()
         score = boxes.score if boxes.score is not None else np.ones(len(boxes))
         rows = [
             (image, self.class_names[c], f"{s:.4f}", *(f"{v:.1f}" for v in xyxy))

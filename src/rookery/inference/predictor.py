@@ -24,7 +24,7 @@ from rookery.inference.calibration import CountCalibration
 from rookery.inference.canonical import Canonical, scaled_groups
 from rookery.inference.options import MergeMode, PredictOptions
 from rookery.inference.pipeline import ImageInput, MaskInput, _Skip, check_fits, run_pipeline
-from rookery.types import Boxes, Skipped
+from rookery.types import Boxes, CountIntervals, Skipped
 
 
 class Predictor:
@@ -102,6 +102,20 @@ class Predictor:
         """(num_classes, 2) int64: the low and high end of each class's count interval (calibration.py; 90 %
         by default). A model without a calibration gets the uncalibrated default (about +-40 %)."""
         return self._interval_model.intervals(counts)
+
+    def intervals(self, counts: np.ndarray, conf_overridden: bool = False) -> CountIntervals:
+        """One photo's count intervals as rookery's own type. `conf_overridden`: the call set `conf`, replacing
+        the calibration's per-class thresholds, so the interval is computed the same way but not calibrated."""
+        calibration = self.calibration
+        calibrated = (
+            calibration is not None
+            and calibration.photos > 0
+            and calibration.thresholds is not None
+            and not conf_overridden
+        )
+        bounds = self.count_intervals(np.asarray(counts, dtype=np.int64))
+        classes = {n: (int(lo), int(hi)) for n, (lo, hi) in zip(self.class_names, bounds.tolist(), strict=True)}
+        return CountIntervals(float(self.interval_level), calibrated, classes)
 
     @property
     def interval_level(self) -> float:
