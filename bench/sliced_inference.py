@@ -352,8 +352,8 @@ def merge_agreement(
     for col in ("rookery", "count", "SAHI", "count", "rookery vs SAHI", "rookery vs truth", "SAHI vs truth", ""):
         table.add_column(col, justify="left" if col in ("rookery", "SAHI", "") else "right")
     for a, b, note in pairs:
-        table.add_row(a, str(counts[a]), b, str(counts[b]), f"{counts[a] / counts[b] - 1:+.1%}",
-                      f"{counts[a] / truth - 1:+.1%}", f"{counts[b] / truth - 1:+.1%}", note)  # fmt: skip
+        table.add_row(a, str(counts[a]), b, str(counts[b]), _change(counts[a], counts[b]),
+                      _change(counts[a], truth), _change(counts[b], truth), note)  # fmt: skip
     console.print(table)
 
 
@@ -379,13 +379,12 @@ def report(
         sahi_count = res[sahi][1]
         true = truth.get(source.split()[0])
         for name, (_, count) in res.items():
-            agree = f"{count / sahi_count - 1:+.1%}" if sahi_count else "-"
-            vs_truth = f"{count / true - 1:+.1%}" if true else "-"
+            agree, vs_truth = _change(count, sahi_count), _change(count, true)
             gain = "-" if name == rk else f"{med[name] / med[rk]:.2f}x"
             table.add_row(f"{source} ({len(photos)})" if name == rk else "", name, f"{med[name]:.2f}", str(count),
                           "" if name == sahi else agree, vs_truth, gain)  # fmt: skip
         if true:
-            table.add_row("", "truth (animals drawn)", "", str(true), f"{true / sahi_count - 1:+.1%}", "", "")
+            table.add_row("", "truth (animals drawn)", "", str(true), _change(true, sahi_count), "", "")
         table.add_section()
         if source.startswith("synthetic"):
             speedup = med[sahi] / med[rk]
@@ -395,6 +394,12 @@ def report(
     if speedup is not None:
         console.print(f"speedup_vs_sahi={speedup:.2f}")
     return speedup
+
+
+def _change(count: int, reference: int | None) -> str:
+    """count vs reference as a signed percentage; "-" when there is no reference or it is 0 (a quick model
+    that finds nothing must not stop the bench before its last line)."""
+    return f"{count / reference - 1:+.1%}" if reference else "-"
 
 
 def _truth(photo: Path) -> int:
