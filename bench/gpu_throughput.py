@@ -132,7 +132,7 @@ def run(args: argparse.Namespace, work: Path) -> float:
                                         conf=args.conf, iou=args.iou, batch=args.batch)  # fmt: skip
         gpu = predictor._gpu()
         for key, value in engine.items():
-            setattr(gpu, key, value)
+            setattr(gpu.loader if key == "decode" else gpu, key, value)  # the decoder is the engine's PhotoLoader
 
         def count(photos: list[bytes]) -> int:
             return int(sum(predictor.counts(b).sum() for b in predictor.predict_many(photos)))  # type: ignore[arg-type]
@@ -298,8 +298,7 @@ def merge_profile(pt: Path, blob: bytes, args: argparse.Namespace, console: obje
     import torch
 
     from rookery.inference import Predictor
-    from rookery.inference.gpu import merge_nms_torch
-    from rookery.inference.merge import merge_detections
+    from rookery.inference.merge import merge_detections, merge_nms_torch
 
     predictor = Predictor.from_path(pt, backend="torch", device="cuda:0", tile=args.tile, overlap=args.overlap,
                                     conf=args.conf, iou=args.iou, batch=args.batch)  # fmt: skip

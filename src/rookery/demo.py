@@ -289,7 +289,7 @@ def _find_version(settings: Settings, key: str) -> str | None:
 
 def _train(dataset: Path, key: str, params: DemoParams, settings: Settings) -> tuple[str, list[str]]:
     from rookery.offline import ensure_offline
-    from rookery.training.tracking import client
+    from rookery.packaging import registry
     from rookery.training.trainer import TrainParams, train
 
     train_params = TrainParams(
@@ -315,9 +315,7 @@ def _train(dataset: Path, key: str, params: DemoParams, settings: Settings) -> t
         raise RookeryError(
             f"the demo's model was trained ({result.best}) but not registered in {settings.tracking_uri}: {reasons}"
         )
-    mlflow = client(settings.tracking_uri)
-    mlflow.set_tag(result.run_id, KEY_TAG, key)
-    mlflow.set_model_version_tag(settings.model_name, result.model_version, KEY_TAG, key)
+    registry.tag(settings.tracking_uri, settings.model_name, result.model_version, result.run_id, KEY_TAG, key)
     return result.model_version, result.problems
 
 
@@ -328,14 +326,9 @@ def _run_id(settings: Settings, version: str) -> str | None:
 
 
 def _run_metrics(settings: Settings, run_id: str | None) -> dict[str, float]:
-    if run_id is None:
-        return {}
-    from rookery.training.tracking import client
+    from rookery.packaging import registry
 
-    try:
-        return dict(client(settings.tracking_uri).get_run(run_id).data.metrics)
-    except Exception:  # a deleted run: no metrics to show, the version still works
-        return {}
+    return registry.run_metrics(settings.tracking_uri, run_id)
 
 
 def _has_eval(settings: Settings, run_id: str | None) -> bool:
@@ -350,7 +343,7 @@ def _validation(settings: Settings, run_id: str | None) -> dict[str, float]:
 def _evaluate(settings: Settings, version: str, dataset: Path, out: Path) -> tuple[dict[str, Any], list[str]]:
     """Count the test photos with the registered model (as the service will load it) and log into its run."""
     from rookery.evaluation import evaluate, from_dataset, scaled_options
-    from rookery.inference.loading import load_predictor
+    from rookery.packaging.models import load_predictor
 
     manifest, evalset = from_dataset(dataset, "test")
     uri = f"models:/{settings.model_name}/{version}"

@@ -83,6 +83,17 @@ class Boxes:
     def centers(self) -> np.ndarray:
         return (self.xyxy[:, :2] + self.xyxy[:, 2:]) / 2.0
 
+    def __eq__(self, other: object) -> bool:  # by value (the generated one would compare arrays ambiguously)
+        if not isinstance(other, Boxes):
+            return NotImplemented
+        same_scores = (self.score is None) == (other.score is None) and (
+            self.score is None or np.array_equal(self.score, other.score)  # type: ignore[arg-type]
+        )
+        return np.array_equal(self.xyxy, other.xyxy) and np.array_equal(self.cls, other.cls) and same_scores
+
+    # Not hashable: the arrays inside are mutable.
+    __hash__ = None  # type: ignore[assignment]
+
     def counts(self, num_classes: int) -> np.ndarray:
         return np.bincount(self.cls, minlength=num_classes)[:num_classes]
 

@@ -22,7 +22,7 @@ TINY = ["demo", "--no-serve", "--images", "4", "--size", "384x288", "--tile", "1
 
 def _store():
     from rookery.config import get_settings
-    from rookery.training.tracking import client
+    from rookery.packaging.client import client
 
     settings = get_settings()
     return settings, client(settings.tracking_uri)
@@ -117,7 +117,7 @@ def test_default_demo_learns(tmp_path: Path):
         assert c["predicted"] >= 0.5 * c["true"], (name, c)
 
     from rookery.config import Settings
-    from rookery.training.tracking import client
+    from rookery.packaging.client import client
 
     settings = Settings(home=tmp_path / "home")
     run = client(settings.tracking_uri).get_run(result["run_id"])

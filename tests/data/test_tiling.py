@@ -1,4 +1,5 @@
-"""Tile grids, cutting boxes and points into tiles, merging tiles back, and blanking ignore regions."""
+"""Tile grids, cutting boxes and points into tiles, and blanking ignore regions (merging tiles back:
+tests/inference/test_inference_merge.py)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from rookery.data.tiling import (
     cut_boxes,
     cut_points,
     ignored_fractions,
-    merge_tile_boxes,
     tile_grid,
 )
 from rookery.types import Boxes, Points
+from tile_merge import merge_pieces
 
 # --- tile_grid ---------------------------------------------------------------------------------------
 
@@ -115,39 +116,6 @@ def test_cut_points_keeps_the_points_of_the_tile_in_tile_coordinates() -> None:
     np.testing.assert_allclose(out.xy, [[-0.5, 10], [98.9, 40], [40, 0]])
 
 
-# --- merging -----------------------------------------------------------------------------------------
-
-
-def test_merge_prefers_the_higher_score_and_keeps_other_classes() -> None:
-    a, b = Tile(0, 0, 100, 100), Tile(50, 0, 150, 100)
-    pieces = [
-        (a, Boxes([[60, 10, 80, 30], [60, 10, 80, 30]], [0, 1], score=[0.6, 0.8])),
-        (b, Boxes([[10, 10, 30, 30]], [0], score=[0.9])),  # the same class-0 object, seen from tile b
-    ]
-    merged = merge_tile_boxes(pieces)
-    assert merged.cls.tolist() == [0, 1]
-    assert merged.score is not None and merged.score.tolist() == [0.9, 0.8]
-    np.testing.assert_allclose(merged.xyxy, [[60, 10, 80, 30], [60, 10, 80, 30]])
-
-
-@pytest.mark.parametrize(
-    ("metric", "expected"),
-    [
-        ("ios", 1),  # a 40 %-piece inside the whole box: intersection over the smaller box = 1, merged
-        ("iou", 2),  # its IoU is 0.4, below 0.5: both kept
-    ],
-)
-def test_merge_metric(metric: str, expected: int) -> None:
-    t = Tile(0, 0, 100, 100)
-    pieces = [(t, Boxes([[0, 0, 10, 10], [0, 0, 4, 10]], [0, 0]))]
-    assert len(merge_tile_boxes(pieces, iou=0.5, metric=metric)) == expected  # type: ignore[arg-type]
-
-
-def test_merge_of_nothing_is_empty() -> None:
-    assert len(merge_tile_boxes([])) == 0
-    assert len(merge_tile_boxes([(Tile(0, 0, 1, 1), Boxes.empty())])) == 0
-
-
 # --- ignore regions ----------------------------------------------------------------------------------
 
 
@@ -214,7 +182,7 @@ def test_merging_the_tile_labels_gives_back_the_original_boxes(scene) -> None:
     (w, h), tile, overlap, sizes, pts = scene
     boxes = points_to_boxes(pts, sizes, (w, h))
     pieces = [(t, cut_boxes(boxes, t, 0.5)) for t in tile_grid(w, h, tile, overlap)]
-    merged = merge_tile_boxes(pieces)
+    merged = merge_pieces(pieces)
     key = lambda b: np.lexsort(np.column_stack([b.xyxy, b.cls]).T[::-1])  # noqa: E731
     assert len(merged) == len(boxes)
     np.testing.assert_allclose(merged.xyxy[key(merged)], boxes.xyxy[key(boxes)], atol=1e-9)

@@ -13,7 +13,7 @@ import pytest
 
 from rookery.evaluation import CountingResult
 from rookery.evaluation.report import plot_class_errors, write_report
-from rookery.evaluation.run_log import log_evaluation
+from rookery.packaging.evaluation_log import log_evaluation
 
 
 def _result(n_classes: int) -> CountingResult:

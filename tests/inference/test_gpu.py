@@ -21,7 +21,6 @@ from test_inference_predictor import SEAM_SQUARES
 from rookery.inference import PredictOptions, Predictor, TorchBackend
 from rookery.inference.backends import cuda_available
 from rookery.inference.decode import decode
-from rookery.inference.merge import merge_detections
 from rookery.types import Boxes, Skipped
 
 torch = pytest.importorskip("torch")
@@ -91,26 +90,8 @@ def test_tiles_resized_to_the_training_scale_find_the_same_objects() -> None:
     assert len(got) == len(want)
 
 
-def test_the_torch_seam_merge_is_merge_py_on_random_crowds() -> None:
-    from rookery.inference.gpu import merge_nms_torch
-
-    rng = np.random.default_rng(0)
-    for trial in range(20):
-        n = int(rng.integers(1, 400))
-        centre = rng.uniform(0, 300, size=(n, 2))
-        side = rng.uniform(4, 40, size=(n, 2))
-        xyxy = np.concatenate([centre - side / 2, centre + side / 2], axis=1)
-        cls = rng.integers(0, 2, n)
-        score = np.round(rng.uniform(0.2, 1.0, n), 2)  # rounded: ties, broken by input order in both
-        cut = rng.uniform(size=n) < 0.3
-        want = merge_detections(xyxy, cls, score, cut, "nms", 0.5)
-        keep = merge_nms_torch(torch.from_numpy(xyxy), torch.from_numpy(cls), torch.from_numpy(score),
-                               torch.from_numpy(cut), 0.5).numpy()  # fmt: skip
-        np.testing.assert_array_equal(xyxy[keep], want.xyxy, err_msg=f"trial {trial}")
-
-
 def test_the_torch_decode_is_decode_py_on_random_head_output() -> None:
-    from rookery.inference.gpu import decode_torch
+    from rookery.inference.decode import decode_torch
 
     rng = np.random.default_rng(1)
     n, nc, a = 3, 4, 300

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rookery.data.tiling import Tile
 from rookery.errors import InputError
 from rookery.inference.decode import decode, padded_size, stack_tiles, to_input
-from rookery.inference.merge import cut_flags, drop_ignored, merge_detections
+from rookery.inference.merge import cut_flags, cut_flags_torch, drop_ignored, merge_detections, merge_nms_torch
 from rookery.types import Boxes
+from tile_merge import merge_pieces
 
 
 def _raw(tiles: list[list[tuple[float, ...]]], nc: int, anchors: int) -> np.ndarray:
@@ -113,9 +115,7 @@ DUP = (101, 101, 131, 131)  # a near-duplicate of WHOLE (IoU 0.88)
 LEFT, RIGHT = (100, 100, 140, 130), (120, 100, 170, 130)  # two cut views of one 70 px object
 
 
-@pytest.mark.parametrize(
-    ("rows", "mode", "expected"),
-    [
+MERGE_CASES = [
         # whole + fragment (cut): one object, and the whole box wins even with a lower score
         ([(*WHOLE, 0, 0.6, False), (*FRAGMENT, 0, 0.9, True)], "nms", [(*WHOLE, 0.6)]),
         # the same, the fragment not known as cut: plain IoU NMS keeps both (the double count cut flags fix)
@@ -131,12 +131,74 @@ LEFT, RIGHT = (100, 100, 140, 130), (120, 100, 170, 130)  # two cut views of one
         ([(*WHOLE, 0, 0.6, False), (*NEXT, 0, 0.9, False)], "greedy", [(*NEXT, 0.9), (*WHOLE, 0.6)]),
         # near-duplicates of whole boxes: the better one stays
         ([(*WHOLE, 0, 0.6, False), (*DUP, 0, 0.9, False)], "nms", [(*DUP, 0.9)]),
-    ],
-)  # fmt: skip
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rows", "mode", "expected"), MERGE_CASES)
 def test_merge_detections(rows: list, mode: str, expected: list) -> None:
     merged = _merge(rows, mode)
     got = sorted((*b, s) for b, s in zip(merged.xyxy.tolist(), merged.score.tolist(), strict=True))
     np.testing.assert_allclose(got, sorted(expected))
+
+
+@pytest.mark.parametrize(("rows", "expected"), [(r, e) for r, mode, e in MERGE_CASES if mode == "nms"])
+def test_the_torch_fast_path_keeps_the_same_boxes_on_the_table(rows: list, expected: list) -> None:
+    torch = pytest.importorskip("torch")
+    a = np.array(rows, dtype=np.float64)
+    xyxy, cls, score, cut = a[:, :4], a[:, 4].astype(np.int64), a[:, 5], a[:, 6].astype(bool)
+    keep = merge_nms_torch(*(torch.from_numpy(v) for v in (xyxy, cls, score, cut)), 0.5).numpy()
+    assert sorted((*xyxy[i], score[i]) for i in keep) == sorted(map(tuple, np.array(expected, float)))
+    tile_wh, inner = np.full((len(a), 2), 64.0), np.ones((len(a), 4), bool)
+    flags = cut_flags_torch(*(torch.from_numpy(v) for v in (xyxy % 64, tile_wh, inner))).numpy()
+    np.testing.assert_array_equal(flags, cut_flags(xyxy % 64, tile_wh, inner))
+
+
+def test_the_torch_seam_merge_is_merge_py_on_random_crowds() -> None:
+    torch = pytest.importorskip("torch")
+
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        n = int(rng.integers(1, 400))
+        centre = rng.uniform(0, 300, size=(n, 2))
+        side = rng.uniform(4, 40, size=(n, 2))
+        xyxy = np.concatenate([centre - side / 2, centre + side / 2], axis=1)
+        cls = rng.integers(0, 2, n)
+        score = np.round(rng.uniform(0.2, 1.0, n), 2)  # rounded: ties, broken by input order in both
+        cut = rng.uniform(size=n) < 0.3
+        want = merge_detections(xyxy, cls, score, cut, "nms", 0.5)
+        keep = merge_nms_torch(torch.from_numpy(xyxy), torch.from_numpy(cls), torch.from_numpy(score),
+                               torch.from_numpy(cut), 0.5).numpy()  # fmt: skip
+        np.testing.assert_array_equal(xyxy[keep], want.xyxy, err_msg=f"trial {trial}")
+
+
+def test_merge_of_tile_pieces_prefers_the_higher_score_and_keeps_other_classes() -> None:
+    a, b = Tile(0, 0, 100, 100), Tile(50, 0, 150, 100)
+    pieces = [
+        (a, Boxes([[60, 10, 80, 30], [60, 10, 80, 30]], [0, 1], score=[0.6, 0.8])),
+        (b, Boxes([[10, 10, 30, 30]], [0], score=[0.9])),  # the same class-0 object, seen from tile b
+    ]
+    merged = merge_pieces(pieces)
+    assert merged.cls.tolist() == [0, 1]
+    assert merged.score is not None and merged.score.tolist() == [0.9, 0.8]
+    np.testing.assert_allclose(merged.xyxy, [[60, 10, 80, 30], [60, 10, 80, 30]])
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("greedy", 1),  # a 40 %-piece inside the whole box: intersection over the smaller box = 1, merged
+        ("nms", 2),  # not flagged as cut, its IoU is 0.4, below 0.5: both kept
+    ],
+)
+def test_merge_of_tile_pieces_by_mode(mode: str, expected: int) -> None:
+    t = Tile(0, 0, 100, 100)
+    pieces = [(t, Boxes([[0, 0, 10, 10], [0, 0, 4, 10]], [0, 0]))]
+    assert len(merge_pieces(pieces, mode)) == expected
+
+
+def test_merge_of_nothing_is_empty() -> None:
+    assert len(merge_pieces([])) == 0
+    assert len(merge_pieces([(Tile(0, 0, 1, 1), Boxes.empty())])) == 0
 
 
 def test_merge_scales_to_thousands_with_a_huge_false_positive() -> None:

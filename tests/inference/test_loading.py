@@ -16,7 +16,7 @@ import pytest
 
 from rookery.config import get_settings
 from rookery.errors import RookeryError
-from rookery.inference.loading import load_predictor, resolve_model
+from rookery.packaging.models import load_predictor, resolve_model
 
 TILE, OVERLAP = 96, 8
 
@@ -33,9 +33,9 @@ class Store:
 def _store(tiny_model, tmp_path_factory: pytest.TempPathFactory) -> Store:
     import mlflow
 
+    from rookery.packaging.client import configure_client, experiment_id
     from rookery.packaging.pyfunc import log_pyfunc_model
     from rookery.packaging.registry import promote
-    from rookery.training.tracking import configure_client, experiment_id
 
     root = tmp_path_factory.mktemp("loading-store")
     db = root / "mlflow.db"
@@ -152,7 +152,7 @@ def test_bad_uris_give_one_clear_sentence(store: Store, tmp_path: Path, monkeypa
 def test_a_model_not_packaged_by_rookery_is_refused(store: Store, tmp_path: Path):
     import mlflow
 
-    from rookery.training.tracking import experiment_id
+    from rookery.packaging.client import experiment_id
 
     class Echo(mlflow.pyfunc.PythonModel):
         def predict(self, context, model_input, params=None):
@@ -174,7 +174,7 @@ def test_an_unreachable_store_is_named(loopback_port: int):
 def test_weights_changed_after_registration_are_refused(store: Store, tmp_path: Path, monkeypatch):
     """The sha256 of each weights file is a tag of the run and the version (tracking store); a copy whose bytes
     differ — an artifact store or cache written after registration — is refused, also when loaded from the cache."""
-    from rookery.training.tracking import client
+    from rookery.packaging.client import client
 
     tags = client(store.tracking_uri).get_model_version("rookery", store.version).tags
     assert len(tags["rookery.sha256.weights"]) == 64 and len(tags["rookery.sha256.onnx"]) == 64

@@ -28,7 +28,7 @@ class Registry:
 
 def add_version(registry: Registry, name: str = "rookery") -> str:
     """Register another version with the files of the champion (a new version number, the same network)."""
-    from rookery.training.tracking import client
+    from rookery.packaging.client import client
 
     c = client(registry.tracking_uri)
     first = c.get_model_version(name, registry.version)
@@ -36,7 +36,7 @@ def add_version(registry: Registry, name: str = "rookery") -> str:
 
 
 def move_alias(registry: Registry, version: str, name: str = "rookery", alias: str = "champion") -> None:
-    from rookery.training.tracking import client
+    from rookery.packaging.client import client
 
     client(registry.tracking_uri).set_registered_model_alias(name, alias, version)
 
@@ -184,3 +184,15 @@ def run_generated_cases(
             if on_failure is None or isinstance(e, KeyboardInterrupt | SystemExit):
                 raise
             on_failure(mode.name, e)
+
+
+def prediction_with(name: str, counts: dict[str, int], **fields: Any) -> Any:
+    """A Prediction with these counts per class (the boxes made up: a 10-pixel square per object)."""
+    import numpy as np
+
+    from rookery.types import Boxes, Prediction
+
+    cls = np.repeat(np.arange(len(counts)), list(counts.values()))
+    xyxy = np.array([[1.5 + i, 2.0, 10.25 + i, 12.0] for i in range(len(cls))]).reshape(-1, 4)
+    boxes = Boxes(xyxy, cls, np.full(len(cls), 0.9))
+    return Prediction(name, tuple(counts), boxes, **fields)

@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from serving_helpers import settings_for
+from serving_helpers import prediction_with, settings_for
 
-from rookery.inference.loading import load_predictor
+from rookery.packaging.models import load_predictor
 
 LOW = {"conf": "0.001"}  # keeps the weak model's proposals, so there are boxes to count
 
@@ -164,12 +164,14 @@ def test_history_pages_newest_first_export_and_delete(client, photos: list[Path]
 def test_a_prediction_stored_without_intervals_has_null_intervals(client, photo_bytes: bytes):
     """A record from before count intervals existed (tests/serving/test_store.py migrates a real one) still loads:
     its interval fields are null in the API and its interval cells empty in the CSV."""
-    from rookery.serving.store import NewPrediction
+    from rookery.types import ModelRef
 
     new = _upload(client, [("new.jpg", photo_bytes)], **LOW).json()["results"][0]
     store = client.app.state.store
     old = store.add(
-        NewPrediction("old.jpg", "0" * 64, 384, 288, "models:/rookery/1", "rookery", "1", None, new["counts"], [], {}),
+        prediction_with(
+            "old.jpg", new["counts"], width=384, height=288, model=ModelRef("models:/rookery/1", "rookery", "1")
+        ),
         upload=b"",
     )
     nulls = {"intervals": None, "total_interval": None, "interval_level": None, "interval_calibrated": None}

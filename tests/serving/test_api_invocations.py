@@ -38,7 +38,7 @@ def _pyfunc_predictions(uri: str, tracking_uri: str, images: list[str], params: 
     import pandas as pd
     from mlflow.utils.proto_json_utils import NumpyEncoder, _get_jsonable_obj
 
-    from rookery.training.tracking import configure_client
+    from rookery.packaging.client import configure_client
 
     configure_client(tracking_uri)
     saved_path = list(sys.path)  # load_model prepends the model's code folder to sys.path

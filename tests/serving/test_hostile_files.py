@@ -88,7 +88,7 @@ def test_the_pyfunc_model_refuses_or_counts_each(trained_model, photo_bytes: byt
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from rookery.inference.loading import load_predictor
+    from rookery.packaging.models import load_predictor
     from rookery.packaging.pyfunc import encode_image, predict_frame
 
     predictor, _ = load_predictor(str(trained_model.onnx))

@@ -1,4 +1,4 @@
-"""Count intervals in the service (rookery.serving.intervals): from the session's real Predictor, with and without a
+"""Count intervals in the service (Predictor.intervals): from the session's real Predictor, with and without a
 count calibration, and as stored in the history."""
 
 from __future__ import annotations
@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 
 from rookery.inference.calibration import CountCalibration
-from rookery.inference.loading import load_predictor
 from rookery.inference.predictor import Predictor
-from rookery.serving.intervals import CountIntervals, count_intervals
+from rookery.packaging.models import load_predictor
+from rookery.types import CountIntervals
 
 COUNTS = [3, 40]
+
+
+def count_intervals(predictor: Predictor, counts: list[int], overrides: dict) -> CountIntervals:
+    """What the service computes for a request with these options."""
+    return predictor.intervals(np.asarray(counts), conf_overridden="conf" in overrides)
 
 
 @pytest.fixture

@@ -18,17 +18,14 @@ import pytest
 pytest.importorskip("sqlalchemy")
 pytest.importorskip("alembic")
 
+from serving_helpers import prediction_with
 from sqlalchemy import text
 
 from rookery.errors import ConfigError, InputError
+from rookery.serving import history_db
 from rookery.serving import store as store_module
-from rookery.serving.intervals import CountIntervals
-from rookery.serving.store import (
-    NewPrediction,
-    PredictionRecord,
-    PredictionStore,
-    sanitize_file_name,
-)
+from rookery.serving.store import PredictionStore, StoredPrediction, sanitize_file_name
+from rookery.types import CountIntervals, ModelRef, Prediction
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64  # only the magic bytes matter to the store
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -55,20 +52,16 @@ def store(url: str, files_dir: Path) -> Iterator[PredictionStore]:
 
 def new(
     name: str = "survey 1.jpg", counts: dict[str, int] | None = None, intervals: CountIntervals | None = None
-) -> NewPrediction:
+) -> Prediction:
     # not sorted, keys of different lengths: a store that reorders keys (PostgreSQL's JSONB does) fails
     counts = {"adult_males": 2, "pups": 3, "juveniles": 0} if counts is None else counts
-    return NewPrediction(
-        file_name=name,
+    return prediction_with(
+        name,
+        counts,
         image_sha256=hashlib.sha256(name.encode()).hexdigest(),
         width=1024,
         height=768,
-        model_uri="models:/rookery@champion",
-        model_name="rookery",
-        model_version="3",
-        model_alias="champion",
-        counts=counts,
-        detections=[{"class_name": "pups", "class_id": 1, "score": 0.9, "x1": 1.5, "y1": 2.0, "x2": 10.25, "y2": 12.0}],
+        model=ModelRef("models:/rookery@champion", "rookery", "3", "champion"),
         timings_ms={"decode": 1.5, "inference": 20.0, "total": 22.0},
         intervals=intervals,
     )
@@ -81,16 +74,20 @@ def test_add_then_get_returns_the_same_record_with_files_named_by_the_server(
     store: PredictionStore, files_dir: Path
 ) -> None:
     record = store.add(new(), JPEG, b"annotated")
-    assert isinstance(record, PredictionRecord)
+    assert isinstance(record, StoredPrediction)
     assert len(record.id) == 32 and uuid.UUID(hex=record.id).version == 4
     assert record.created_at.tzinfo is not None and record.created_at.utcoffset() == UTC.utcoffset(None)
-    assert record.total == 5 and record.counts == {"adult_males": 2, "pups": 3, "juveniles": 0}
-    assert list(record.counts) == ["adult_males", "pups", "juveniles"]  # class order kept
+    assert record.prediction.total == 5 and record.prediction.counts == {"adult_males": 2, "pups": 3, "juveniles": 0}
+    assert list(record.prediction.counts) == ["adult_males", "pups", "juveniles"]  # class order kept
     assert record.has_upload and record.has_annotated
     got = store.get(record.id)
     assert got == record
-    assert got is not None and list(got.counts) == ["adult_males", "pups", "juveniles"]  # read back in class order
-    assert got.detections[0]["x2"] == 10.25 and got.timings_ms["inference"] == 20.0
+    assert got is not None and list(got.prediction.counts) == [
+        "adult_males",
+        "pups",
+        "juveniles",
+    ]  # read back in class order
+    assert got.prediction.detections()[0]["x2"] == 10.25 and got.prediction.timings_ms["inference"] == 20.0
 
     upload, annotated = store.file_path(record.id, "upload"), store.file_path(record.id, "annotated")
     assert upload == files_dir / record.id / "upload.jpg" and upload.read_bytes() == JPEG
@@ -101,19 +98,20 @@ def test_add_then_get_returns_the_same_record_with_files_named_by_the_server(
 def test_count_intervals_round_trip_in_class_order(store: PredictionStore) -> None:
     record = store.add(new(intervals=INTERVALS), JPEG, None)
     got = store.get(record.id)
-    assert got is not None and got == record and got.intervals == INTERVALS
-    assert list(got.intervals.classes) == ["adult_males", "pups", "juveniles"]  # the order of the counts
-    assert got.intervals.total == (3, 11)  # the sum of the lows and of the highs
-    assert store.page(1, 1)[0][0].intervals == INTERVALS and next(store.iter_all()).intervals == INTERVALS
+    assert got is not None and got == record and got.prediction.intervals == INTERVALS
+    assert list(got.prediction.intervals.classes) == ["adult_males", "pups", "juveniles"]  # the order of the counts
+    assert got.prediction.intervals.total == (3, 11)  # the sum of the lows and of the highs
+    assert store.page(1, 1)[0][0].prediction.intervals == INTERVALS
+    assert next(store.iter_all()).prediction.intervals == INTERVALS
     calibrated = CountIntervals(0.8, True, {"pups": (7, 19)})
     again = store.get(store.add(new(counts={"pups": 12}, intervals=calibrated), JPEG, None).id)
-    assert again is not None and again.intervals == calibrated
+    assert again is not None and again.prediction.intervals == calibrated
 
 
 def test_a_prediction_without_intervals_is_stored_as_null(store: PredictionStore) -> None:
     record = store.add(new(), JPEG, None)
     got = store.get(record.id)
-    assert record.intervals is None and got is not None and got.intervals is None
+    assert record.prediction.intervals is None and got is not None and got.prediction.intervals is None
     with store._engine.connect() as connection:  # SQL NULL, not the JSON text 'null'
         query = text("SELECT count_intervals IS NULL FROM predictions WHERE id = :id")
         assert bool(connection.execute(query, {"id": record.id}).scalar_one())
@@ -125,8 +123,8 @@ def test_rows_of_a_history_made_before_intervals_load_after_the_migration(url: s
     import sqlalchemy as sa
     from alembic import command
 
-    engine = store_module._make_engine(store_module.normalize_url(url))
-    config = store_module.alembic_config()
+    engine = history_db.make_engine(history_db.normalize_url(url))
+    config = history_db.alembic_config()
     old_id = uuid.uuid4().hex
     old_row: dict[str, Any] = {
         "id": old_id,
@@ -141,7 +139,10 @@ def test_rows_of_a_history_made_before_intervals_load_after_the_migration(url: s
         "model_alias": None,
         "counts": {"pups": 4, "adult_males": 1},
         "total": 5,
-        "detections": [],
+        "detections": [  # one per counted object, as rookery always stored them
+            {"class_name": n, "class_id": c, "score": 0.5, "x1": 1.0, "y1": 2.0, "x2": 9.0, "y2": 9.5}
+            for n, c in (("pups", 0),) * 4 + (("adult_males", 1),)
+        ],
         "timings": {"total": 10.0},
         "upload_ext": None,
         "has_annotated": False,
@@ -149,7 +150,7 @@ def test_rows_of_a_history_made_before_intervals_load_after_the_migration(url: s
     table = sa.table(  # the table as revision 0001 made it
         "predictions",
         *(sa.column(k) for k in old_row if k not in ("created_at", "counts", "detections", "timings")),
-        sa.column("created_at", store_module.UTCDateTime()),
+        sa.column("created_at", history_db.UTCDateTime()),
         *(sa.column(k, sa.JSON()) for k in ("counts", "detections", "timings")),
     )
     try:
@@ -163,10 +164,14 @@ def test_rows_of_a_history_made_before_intervals_load_after_the_migration(url: s
     s = PredictionStore(url, files_dir)
     try:
         old = s.get(old_id)
-        assert old is not None and old.intervals is None
-        assert old.counts == {"pups": 4, "adult_males": 1} and old.total == 5 and old.file_name == "old.jpg"
+        assert old is not None and old.prediction.intervals is None
+        assert (
+            old.prediction.counts == {"pups": 4, "adult_males": 1}
+            and old.prediction.total == 5
+            and old.prediction.image == "old.jpg"
+        )
         fresh = s.add(new(intervals=INTERVALS), JPEG, None)
-        assert [r.intervals for r in s.iter_all()] == [INTERVALS, None]
+        assert [r.prediction.intervals for r in s.iter_all()] == [INTERVALS, None]
         with s._writer.connect() as connection, connection.begin():
             config.attributes["connection"] = connection
             command.downgrade(config, "0001")
@@ -188,7 +193,7 @@ def test_page_is_newest_first_with_the_total(store: PredictionStore) -> None:
     ids = [store.add(new(f"p{i}.jpg", {"a": i}), JPEG, None).id for i in range(5)]
     first, total = store.page(1, 2)
     assert total == 5 and [r.id for r in first] == ids[::-1][:2]
-    assert [r.file_name for r in store.page(2, 2)[0]] == ["p2.jpg", "p1.jpg"]
+    assert [r.prediction.image for r in store.page(2, 2)[0]] == ["p2.jpg", "p1.jpg"]
     last, total = store.page(3, 2)
     assert [r.id for r in last] == [ids[0]] and total == 5
     assert store.page(4, 2) == ([], 5)
@@ -277,7 +282,7 @@ def test_migration_is_idempotent_and_matches_the_model(url: str, files_dir: Path
     s = PredictionStore(url, files_dir)
     try:
         with s._engine.connect() as connection:
-            head = ScriptDirectory.from_config(store_module.alembic_config()).get_current_head()
+            head = ScriptDirectory.from_config(history_db.alembic_config()).get_current_head()
             assert head == "0002"  # the count intervals
             assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head]
             context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -295,11 +300,12 @@ def test_processes_opening_a_new_database_at_once_all_succeed(url: str, files_di
         import time
         from pathlib import Path
         import alembic.command, alembic.config, alembic.script, sqlalchemy.dialects.sqlite
-        from rookery.serving.store import NewPrediction, PredictionStore
+        from rookery.serving.store import PredictionStore
+        from rookery.types import Boxes, Prediction
         while not Path({str(go)!r}).exists():  # imports done: start together
             time.sleep(0.01)
         s = PredictionStore({url!r}, Path({str(files_dir)!r}))
-        s.add(NewPrediction("x.jpg", "0" * 64, 1, 1, "u", None, None, None, {{"a": 1}}, [], {{}}), b"", None)
+        s.add(Prediction("x.jpg", ("a",), Boxes.empty()), b"", None)
         s.close()
         """
     )
@@ -349,7 +355,7 @@ def test_a_hostile_file_name_is_stored_sanitised_and_never_used_as_a_path(
     store: PredictionStore, files_dir: Path, tmp_path: Path
 ) -> None:
     record = store.add(new("../../etc/passwd"), JPEG, b"a")
-    assert record.file_name == "passwd" and store.get(record.id) == record
+    assert record.prediction.image == "passwd" and store.get(record.id) == record
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file() and "files" in p.parts)
     assert written == [Path("files") / record.id / "annotated.jpg", Path("files") / record.id / "upload.jpg"]
     assert not (files_dir.parent / "etc").exists()

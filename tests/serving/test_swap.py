@@ -41,7 +41,7 @@ def test_reload_swaps_in_the_moved_alias_and_counts_it(make_client, private_regi
 def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
     make_client, private_registry, photo_bytes: bytes, tmp_path: Path
 ):
-    from rookery.training.tracking import client as mlflow_client
+    from rookery.packaging.client import client as mlflow_client
 
     empty = tmp_path / "not-a-model"
     empty.mkdir()

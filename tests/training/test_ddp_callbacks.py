@@ -36,7 +36,7 @@ WORKER = textwrap.dedent(
 def test_rank_0_of_a_ddp_worker_logs_into_the_main_process_run(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    from rookery.training.tracking import RunTracker
+    from rookery.packaging.runs import RunTracker
     from rookery.training.trainer import _EpochLogger
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -45,8 +45,8 @@ def test_heatmap_recipe_trains_calibrates_registers_and_counts(tiny_dataset: Pat
     """`rookery train --recipe heatmap` on the tiny set: one MLflow run with the held-out figures, a registered
     version whose rookery_model.json carries the calibration and resolution, and counts with intervals."""
     from rookery.config import Settings
-    from rookery.inference.loading import load_predictor
-    from rookery.training.tracking import client
+    from rookery.packaging.client import client
+    from rookery.packaging.models import load_predictor
     from rookery.training.trainer import TrainParams, train
 
     settings = Settings(home=tmp_path / "home")

@@ -20,7 +20,7 @@ runner = CliRunner()
 def _version_with(metrics: dict[str, float]) -> str:
     import mlflow
 
-    from rookery.training.tracking import configure_client, experiment_id
+    from rookery.packaging.client import configure_client, experiment_id
 
     s = get_settings()
     configure_client(s.tracking_uri)

@@ -99,7 +99,7 @@ def evaluate(
     from rookery.evaluation import evaluate as run_evaluation
     from rookery.evaluation import from_dataset, from_points, scaled_options, write_summary
     from rookery.evaluation.truth import SPLIT_CHOICES
-    from rookery.inference.loading import load_predictor
+    from rookery.packaging.models import load_predictor
 
     if split not in SPLIT_CHOICES:
         raise typer.BadParameter(f"expected one of {', '.join(SPLIT_CHOICES)}, got {split!r}", param_hint="--split")

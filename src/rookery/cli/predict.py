@@ -56,6 +56,15 @@ def predict(
     annotate: Annotated[
         bool, typer.Option(help="Write annotated/<photo>.jpg with boxes and a legend of counts.")
     ] = True,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Count on Ray instead of in this process: 'ray' (a local Ray started here, or RAY_ADDRESS), "
+            "'auto' (the cluster this machine belongs to), ray://HOST:PORT or HOST:PORT. Same outputs plus "
+            "counts.parquet, detections.parquet and errors.csv; a rerun skips photos already counted (no "
+            "--resume needed). Needs pip install 'rookery[ray]'; see docs/scaling.md."
+        ),
+    ] = None,
 ) -> None:
     """Count objects on whole photos (sliced, batched inference) and write counts, detections and pictures.
 
@@ -66,8 +75,8 @@ def predict(
     from rookery.config import get_settings
     from rookery.errors import InputError, RookeryError
     from rookery.inference.batch import count_photos, expand_sources
-    from rookery.inference.loading import load_predictor
     from rookery.logs import console
+    from rookery.packaging.models import load_predictor
 
     settings = get_settings()
     photos, skipped = expand_sources(sources)
@@ -75,6 +84,14 @@ def predict(
         raise InputError("no photos to count: " + "; ".join(str(s) for s in skipped))
     if masks is not None and not masks.is_dir():
         raise InputError(f"the masks folder {masks} does not exist")
+    if cluster is not None:
+        from rookery.scale.command import predict_on_cluster
+
+        options = {"tile": tile, "overlap": overlap, "imgsz": imgsz, "conf": conf, "iou": iou, "batch": batch,
+                   "merge": merge}  # fmt: skip
+        predict_on_cluster(photos, skipped, out=out, model_uri=model or settings.model_uri, cluster=cluster,
+                           backend=backend, device=device, options=options, masks=masks, annotate=annotate)  # fmt: skip
+        return
     predictor, info = load_predictor(
         model or settings.model_uri, backend=backend, device=device,
         tile=tile, overlap=overlap, imgsz=imgsz, conf=conf, iou=iou, batch=batch, merge=merge,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Annotated, Any
 
@@ -57,18 +56,21 @@ def serve(
             "(e.g. ROOKERY_ALLOWED_HOSTS=counts.example.org,localhost)",
             highlight=False,
         )
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=False,
-        log_config=log_config(),
-        access_log=False,  # rookery's own access log: one key=value line per request (serving.app.AccessLog)
-        server_header=False,
-        timeout_graceful_shutdown=30,
-    )
+    from rookery.serving.metrics import multiprocess_dir
+
+    with multiprocess_dir(workers):  # /metrics then sums every worker (Prometheus multiprocess mode)
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=False,
+            log_config=log_config(),
+            access_log=False,  # rookery's own access log: one key=value line per request (serving.app.AccessLog)
+            server_header=False,
+            timeout_graceful_shutdown=30,
+        )
 
 
 def _preflight(settings: Any) -> None:
@@ -76,14 +78,13 @@ def _preflight(settings: Any) -> None:
 
     It also downloads the model into the cache and migrates the history once, so workers do neither at once.
     """
-    import mlflow  # noqa: F401  (it sets its loggers' levels on import: quiet them after)
-
     from rookery.errors import RookeryError
-    from rookery.inference.loading import resolve_model
+    from rookery.packaging.client import quiet_logs
+    from rookery.packaging.models import resolve_model
     from rookery.serving.app import open_store
     from rookery.serving.model_holder import parse_alias
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its store set-up chatter would bury the one-line error
+    quiet_logs()
     try:
         resolve_model(settings.model_uri, settings.tracking_uri)
     except RookeryError as e:

@@ -18,7 +18,6 @@ import hashlib
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,58 +36,13 @@ from rookery.data.manifest import (
     fingerprint,
     is_dataset,
 )
-from rookery.data.photo_tiles import PhotoJob, PhotoResult, input_digests, process_photo
+from rookery.data.photo_tiles import BuildParams, PhotoJob, PhotoResult, input_digests, process_photo
 from rookery.data.points_csv import read_points_csv
 from rookery.data.scale import frame_px_of, photo_scales, scale_labels
-from rookery.errors import ConfigError, InputError
+from rookery.errors import InputError
 from rookery.imaging import find_image, list_images
 from rookery.parallel import map_items
 from rookery.types import Points, Skipped
-
-
-@dataclass(frozen=True)
-class BuildParams:
-    split: tuple[float, float, float] = (0.7, 0.2, 0.1)  # fractions of photos for train, val, test
-    seed: int = 0
-    tile: int = 640  # tile side in pixels, after `scale`
-    overlap: int = 64  # pixels shared by neighbouring tiles
-    scale: float = 1.0  # resize photos (and masks, points, boxes) by this factor before tiling
-    # Ground resolution (see rookery.data.scale): with `resolution`, each photo is resized to this fraction of
-    # full resolution instead of by `scale`; a photo's own fraction is its long side / `frame_px` (None: the
-    # longest side among the photos), so 1/4-scale copies and full-resolution photos end up alike.
-    resolution: float | None = None
-    frame_px: int | None = None
-    min_visible: float = 0.5  # keep a box in a tile when at least this fraction of it is inside
-    empty_fraction: float = 0.1  # fraction of the tiles without labels kept as negatives
-    jpeg_quality: int = 95
-
-    def __post_init__(self) -> None:
-        split = tuple(float(s) for s in self.split)
-        object.__setattr__(self, "split", split)
-        if len(split) != 3 or any(s < 0 for s in split) or abs(sum(split) - 1) > 1e-6 or split[0] <= 0:
-            raise ConfigError(f"split must be three non-negative fractions summing to 1 with train > 0, got {split}")
-        if self.tile <= 0 or not 0 <= self.overlap < self.tile:
-            raise ConfigError(
-                f"tile must be positive and overlap between 0 and tile - 1, got tile={self.tile}, "
-                f"overlap={self.overlap}"
-            )
-        if not 0 < self.scale <= 8:
-            raise ConfigError(f"scale must be above 0 and at most 8, got {self.scale}")
-        if self.resolution is not None and not 0 < self.resolution <= 8:
-            raise ConfigError(f"resolution must be above 0 and at most 8, got {self.resolution}")
-        if self.frame_px is not None and self.frame_px < 1:
-            raise ConfigError(f"frame_px must be a positive number of pixels, got {self.frame_px}")
-        if not 0 < self.min_visible <= 1:
-            raise ConfigError(f"min_visible must be above 0 and at most 1, got {self.min_visible}")
-        if not 0 <= self.empty_fraction <= 1:
-            raise ConfigError(f"empty_fraction must be between 0 and 1, got {self.empty_fraction}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ConfigError(f"jpeg_quality must be between 1 and 100, got {self.jpeg_quality}")
-
-    def to_dict(self) -> dict[str, object]:
-        d = dataclasses.asdict(self)
-        d["split"] = list(self.split)
-        return d
 
 
 def build_dataset(

@@ -341,7 +341,8 @@ def _kmeans(pixels: np.ndarray, n: int) -> np.ndarray:
         return data.mean(axis=0, keepdims=True).repeat(n, axis=0).astype(np.float64)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.01)
     cv2.setRNGSeed(0)  # deterministic splits
-    _, _, centers = cv2.kmeans(data, n, None, criteria, 5, cv2.KMEANS_PP_CENTERS)
+    labels = np.zeros((len(data), 1), np.int32)  # an output array (OpenCV 4.14's stubs refuse None)
+    _, _, centers = cv2.kmeans(data, n, labels, criteria, 5, cv2.KMEANS_PP_CENTERS)
     return centers.astype(np.float64)[np.lexsort((centers[:, 0], centers[:, 1]))]
 
 

@@ -1,6 +1,7 @@
-"""Tile grids over large photos, cutting labels into tiles and merging tile results back.
+"""Tile geometry: tile grids over large photos, cutting labels into tiles, and ignore masks per tile.
 
-Pure functions, used both to build training sets and for sliced inference. A `Tile` holds integer pixel
+The one module of tile geometry, used both to build training sets and for sliced inference (merging tile
+results back is rookery.inference.merge). A `Tile` holds integer pixel
 indices, half-open: columns x0..x1-1 and rows y0..y1-1. In rookery's pixel-centre coordinates (centre of
 the top-left pixel = (0, 0)) a tile spans [x0 - 0.5, x1 - 0.5] x [y0 - 0.5, y1 - 0.5]; tile coordinates
 are photo coordinates minus (x0, y0).
@@ -10,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import cv2
 import numpy as np
-from scipy.spatial import cKDTree
 
 from rookery.types import Boxes, Points
 
@@ -47,6 +46,11 @@ class Tile:
         return image[self.y0 : self.y1, self.x0 : self.x1]
 
 
+def _steps(length: int, tile: int, stride: int) -> int:
+    """How many tiles cover `length` along one axis with steps of at most `stride`."""
+    return 1 if length <= tile else -(-(length - tile) // stride) + 1  # ceil division
+
+
 def _positions(length: int, tile: int, stride: int) -> list[int]:
     """Start offsets along one axis: as few as cover `length` with steps of at most `stride`, evenly spread.
 
@@ -55,8 +59,12 @@ def _positions(length: int, tile: int, stride: int) -> list[int]:
     """
     if length <= tile:
         return [0]
-    n = -(-(length - tile) // stride) + 1  # ceil division
-    return [int(v) for v in np.round(np.linspace(0, length - tile, n))]
+    return [int(v) for v in np.round(np.linspace(0, length - tile, _steps(length, tile, stride)))]
+
+
+def tile_count(width: int, height: int, tile: int, overlap: int) -> int:
+    """len(tile_grid(width, height, tile, overlap)), without building the tiles (a server's work budget)."""
+    return _steps(width, tile, tile - overlap) * _steps(height, tile, tile - overlap)
 
 
 def tile_grid(width: int, height: int, tile: int = 640, overlap: int = 64) -> list[Tile]:
@@ -119,68 +127,6 @@ def cut_points(points: Points, tile: Tile) -> Points:
 
 def _area(xyxy: np.ndarray) -> np.ndarray:
     return np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None) * np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None)
-
-
-def merge_tile_boxes(
-    pieces: Sequence[tuple[Tile, Boxes]], iou: float = 0.5, metric: Literal["ios", "iou"] = "ios"
-) -> Boxes:
-    """Boxes from overlapping tiles back in photo coordinates, with duplicates of one object removed.
-
-    Greedy, per class: boxes are taken by score (or, without scores, by area: the view least cut by a tile
-    edge comes first), and a later box of the same class whose overlap with a kept one reaches `iou` is
-    dropped. The overlap is measured as intersection over the smaller box ("ios", the default: a piece cut
-    by a tile edge lies inside the whole view, so it scores 1) or as intersection over union ("iou").
-    """
-    _check_fraction("iou", iou)
-    if metric not in ("ios", "iou"):
-        raise ValueError(f"metric must be 'ios' or 'iou', got {metric!r}")
-    moved = [Boxes(b.xyxy + np.tile(t.offset, 2), b.cls, b.score) for t, b in pieces if len(b)]
-    if not moved:
-        return Boxes.empty()
-    with_scores = all(b.score is not None for b in moved)
-    xyxy = np.concatenate([b.xyxy for b in moved])
-    cls = np.concatenate([b.cls for b in moved])
-    score = np.concatenate([b.score for b in moved if b.score is not None]) if with_scores else None
-    area = _area(xyxy)
-    rank = -(score if score is not None else area)
-    order = np.lexsort((np.arange(len(xyxy)), rank))  # stable: ties keep input order
-    keep = np.zeros(len(xyxy), dtype=bool)
-    for c in np.unique(cls):
-        idx = order[cls[order] == c]
-        keep[idx[_greedy_keep(xyxy[idx], area[idx], iou, metric)]] = True
-    final = order[keep[order]]  # kept boxes in rank order
-    return Boxes(xyxy[final], cls[final], None if score is None else score[final])
-
-
-def _greedy_keep(xyxy: np.ndarray, area: np.ndarray, thr: float, metric: str) -> np.ndarray:
-    """Indices (into the ranked boxes) that survive greedy suppression; only nearby pairs are compared."""
-    n = len(xyxy)
-    if n == 1:
-        return np.array([0])
-    centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
-    half_diag = np.hypot(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]) / 2
-    pairs = cKDTree(centres).query_pairs(r=2 * float(half_diag.max()) + 1e-9, output_type="ndarray")
-    neighbours: list[list[int]] = [[] for _ in range(n)]
-    if len(pairs):
-        a, b = pairs[:, 0], pairs[:, 1]
-        iw = np.minimum(xyxy[a, 2], xyxy[b, 2]) - np.maximum(xyxy[a, 0], xyxy[b, 0])
-        ih = np.minimum(xyxy[a, 3], xyxy[b, 3]) - np.maximum(xyxy[a, 1], xyxy[b, 1])
-        inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-        denom = np.minimum(area[a], area[b]) if metric == "ios" else area[a] + area[b] - inter
-        overlap = np.where(denom > 0, inter / np.where(denom > 0, denom, 1.0), 0.0)
-        # Two zero-area boxes at the same spot are duplicates too.
-        overlap = np.where((denom == 0) & np.all(xyxy[a] == xyxy[b], axis=1), 1.0, overlap)
-        for i, j in zip(a[overlap >= thr].tolist(), b[overlap >= thr].tolist(), strict=True):
-            lo, hi = (i, j) if i < j else (j, i)
-            neighbours[lo].append(hi)
-    suppressed = np.zeros(n, dtype=bool)
-    kept = []
-    for i in range(n):  # in rank order: a box suppresses only the lower-ranked ones it overlaps
-        if suppressed[i]:
-            continue
-        kept.append(i)
-        suppressed[neighbours[i]] = True
-    return np.array(kept, dtype=np.int64)
 
 
 def blank_ignored(image: np.ndarray, mask: np.ndarray | None, inplace: bool = False) -> np.ndarray:

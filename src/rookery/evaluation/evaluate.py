@@ -145,7 +145,7 @@ def evaluate(
 
     if log_run and info is not None and info.run_id:
         from rookery.config import get_settings
-        from rookery.evaluation.run_log import log_evaluation
+        from rookery.packaging.evaluation_log import log_evaluation
 
         values = {**metrics.mlflow_metrics(), **({} if detection is None else detection.mlflow_metrics())}
         if confusion is not None:

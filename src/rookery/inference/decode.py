@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from rookery.errors import InputError
+
+if TYPE_CHECKING:
+    from rookery.inference.options import PredictOptions
 
 PAD_VALUE = 114  # Ultralytics' letterbox grey: what the network saw around images in training
 
@@ -96,3 +100,39 @@ def nms_per_tile(xyxy: np.ndarray, score: np.ndarray, group: np.ndarray, iou: fl
     xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
     keep = cv2.dnn.NMSBoxesBatched(xywh, score, group.astype(np.int32), 0.0, float(iou))  # type: ignore[arg-type]
     return np.asarray(keep, dtype=np.int64).reshape(-1)
+
+
+def decode_torch(
+    raw: Any, wh: Any, num_classes: int, options: PredictOptions, cap: Any = None
+) -> tuple[Any, Any, Any, Any]:
+    """`decode` on torch tensors (the GPU engine's fast path; tests/inference/test_gpu.py checks both agree):
+    (tile, xyxy, cls, score) after the confidence filter, per tile-and-class NMS
+    (torchvision's batched_nms, IoU > iou suppresses) and clipping to each tile's own pixels. With `cap` (a
+    backends.CappedBackend), a tile keeps at most cap.per_tile candidates, the best scoring, as on the CPU."""
+    import torch
+    from torchvision.ops import batched_nms
+
+    if raw.ndim != 3 or raw.shape[0] != len(wh) or raw.shape[1] != 4 + num_classes:
+        raise InputError(
+            f"the network returned shape {tuple(raw.shape)}, expected ({len(wh)}, {4 + num_classes}, anchors): "
+            "only YOLO detection heads (v8/11 style, not end-to-end) are supported"
+        )
+    best, cls = raw[:, 4:, :].max(dim=1)  # (N, A): filter before touching boxes, as most anchors are background
+    if cap is not None and best.shape[1] > cap.per_tile:
+        over = (best > options.conf).sum(dim=1) > cap.per_tile
+        if bool(over.any()):
+            kth = best[over].topk(cap.per_tile, dim=1).values[:, -1:]
+            best[over] = torch.where(best[over] < kth, torch.zeros_like(best[over]), best[over])
+            cap.hits += int(over.sum())
+    t, a = torch.nonzero(best > options.conf, as_tuple=True)
+    score = best[t, a].float()
+    cls = cls[t, a] if num_classes > 1 else torch.zeros_like(t)
+    cxcywh = raw[t, :4, a].float()  # (K, 4)
+    half = cxcywh[:, 2:] / 2
+    xyxy = torch.cat([cxcywh[:, :2] - half, cxcywh[:, :2] + half], dim=1)
+    keep = batched_nms(xyxy, score, t * num_classes + cls, options.iou)
+    keep = keep.sort().values  # the anchors' order, as the CPU path has them before its merge
+    t, cls, score, xyxy = t[keep], cls[keep], score[keep], xyxy[keep]
+    xyxy = torch.minimum(xyxy.clamp(min=0.0), wh[t].repeat(1, 2))  # clipped after NMS, as Ultralytics does
+    valid = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    return t[valid], xyxy[valid], cls[valid].long(), score[valid]

@@ -10,11 +10,15 @@ low, so plain NMS would count both. Both modes therefore know which boxes touch 
 - "greedy": like SAHI's GREEDYNMM: boxes of a class whose IoS with a better one reaches the threshold
   are merged into it: the union box is kept with the highest score of the group.
 
-There is no cap on the number of detections. Only boxes that can overlap are compared (a k-d tree on
-centres), so a photo with thousands of objects merges in milliseconds.
+The GPU engine runs the same "nms" rule on torch tensors (cut_flags_torch, merge_nms_torch: no per-box Python
+loop); one table of cases in tests/inference/test_inference_merge.py is run through both, and random crowds
+check they keep the same boxes. There is no cap on the number of detections. Only boxes that can overlap are
+compared (a k-d tree on centres), so a photo with thousands of objects merges in milliseconds.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -117,6 +121,66 @@ def _overlapping_pairs(xyxy: np.ndarray, cls: np.ndarray) -> tuple[np.ndarray, n
     )
     keep = same & inter
     return a[keep], b[keep]
+
+
+def cut_flags_torch(xyxy: Any, tile_wh: Any, inner: Any, margin: float = CUT_MARGIN) -> Any:
+    """cut_flags on torch tensors (the GPU engine's fast path; tests/inference/test_inference_merge.py checks
+    both on one table)."""
+    import torch
+
+    near = torch.stack(
+        [
+            xyxy[:, 0] <= margin,
+            xyxy[:, 1] <= margin,
+            xyxy[:, 2] >= tile_wh[:, 0] - margin,
+            xyxy[:, 3] >= tile_wh[:, 1] - margin,
+        ],
+        dim=1,
+    )
+    return (near & inner).any(dim=1)
+
+
+def merge_nms_torch(xyxy: Any, cls: Any, score: Any, cut: Any, thr: float, max_rounds: int = 200) -> Any:
+    """merge_detections' "nms" rule on torch tensors (the GPU engine's fast path): the indices kept, in its rank
+    order (whole boxes first, then by score).
+
+    Greedy suppression "box j is kept unless a kept box ranked above it matches it" is solved by iterating
+    keep = not any(match & keep) over all boxes at once from keep = all: on a DAG the recursion has one
+    solution, and each round fixes at least the next rank of the dependency chain, so a few rounds of
+    n x n matrix work (no per-box loop) reach it; a no-change round proves it is reached.
+    """
+    import torch
+
+    n = len(xyxy)
+    if n == 0:
+        return torch.zeros(0, dtype=torch.int64, device=xyxy.device)
+    by_score = torch.argsort(-score, stable=True)
+    order = by_score[torch.argsort(cut[by_score].to(torch.int8), stable=True)]
+    b, c, k = xyxy[order].double(), cls[order], cut[order]
+    iw = (torch.minimum(b[:, None, 2], b[None, :, 2]) - torch.maximum(b[:, None, 0], b[None, :, 0])).clamp_(min=0)
+    ih = (torch.minimum(b[:, None, 3], b[None, :, 3]) - torch.maximum(b[:, None, 1], b[None, :, 1])).clamp_(min=0)
+    inter = iw * ih
+    del iw, ih
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    iou = inter / (area[:, None] + area[None, :] - inter).clamp_(min=1e-12)
+    ios = inter / torch.minimum(area[:, None], area[None, :]).clamp_(min=1e-12)
+    match = (iou >= thr) | ((k[:, None] | k[None, :]) & (ios >= thr))
+    match &= (c[:, None] == c[None, :]) & (inter > 0)
+    match = torch.triu(match, diagonal=1)  # row i (higher rank) may suppress column j
+    del inter, iou, ios
+    m = match.to(torch.float16 if xyxy.is_cuda else torch.float32)  # counts of suppressors, via matmul
+    keep = torch.ones(n, dtype=torch.bool, device=xyxy.device)
+    for _ in range(max_rounds):
+        new = (keep.to(m.dtype) @ m) == 0
+        if torch.equal(new, keep):
+            return order[keep]
+        keep = new
+    # a chain longer than max_rounds (never seen): finish one box at a time on the CPU
+    mc = match.cpu().numpy()
+    kept = np.ones(n, dtype=bool)
+    for j in range(n):
+        kept[j] = not np.any(mc[:j, j] & kept[:j])
+    return order[torch.from_numpy(kept).to(xyxy.device)]
 
 
 def drop_ignored(boxes: Boxes, mask: np.ndarray | None) -> Boxes:

@@ -50,7 +50,7 @@ class _Photo:
 
 
 @dataclass
-class _Skip:
+class SkippedPhoto:
     index: int
     skipped: Skipped
     error: RookeryError
@@ -111,8 +111,8 @@ def run_pipeline(
     backend: Backend,
     options: PredictOptions,
     items: Iterable[tuple[ImageInput, MaskInput, str]],
-) -> Iterator[tuple[int, Boxes | _Skip]]:
-    """(index, Boxes) per photo in input order, or (index, _Skip) for a photo that could not be read."""
+) -> Iterator[tuple[int, Boxes | SkippedPhoto]]:
+    """(index, Boxes) per photo in input order, or (index, SkippedPhoto) for a photo that could not be read."""
     check_fits(backend, options)
     q: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
     stop = threading.Event()
@@ -120,7 +120,7 @@ def run_pipeline(
         target=_produce, args=(backend, options, items, q, stop), name="rookery-tiles", daemon=True
     )
     producer.start()
-    pending: deque[_Photo | _Skip] = deque()
+    pending: deque[_Photo | SkippedPhoto] = deque()
     nc = len(backend.class_names)
     try:
         while True:
@@ -135,9 +135,9 @@ def run_pipeline(
                 pending.append(msg)
                 if isinstance(msg, _Photo) and msg.todo == 0:
                     _finish(msg, options)
-            while pending and (isinstance(pending[0], _Skip) or pending[0].result is not None):
+            while pending and (isinstance(pending[0], SkippedPhoto) or pending[0].result is not None):
                 done = pending.popleft()
-                yield done.index, done if isinstance(done, _Skip) else done.result  # type: ignore[misc]
+                yield done.index, done if isinstance(done, SkippedPhoto) else done.result  # type: ignore[misc]
     finally:
         stop.set()
         while producer.is_alive():  # unblock a producer waiting on a full queue, then let it see `stop`
@@ -169,7 +169,7 @@ def _produce(
             try:
                 image, mask = load_photo(item, mask_item, name)
             except RookeryError as e:
-                if not put(_Skip(index, Skipped(name, str(e)), e)):
+                if not put(SkippedPhoto(index, Skipped(name, str(e)), e)):
                     return
                 continue
             h, w = image.shape[:2]

@@ -23,7 +23,7 @@ from rookery.inference.backends import Backend, BackendName, open_backend
 from rookery.inference.calibration import CountCalibration
 from rookery.inference.canonical import Canonical, scaled_groups
 from rookery.inference.options import MergeMode, PredictOptions
-from rookery.inference.pipeline import ImageInput, MaskInput, _Skip, check_fits, run_pipeline
+from rookery.inference.pipeline import ImageInput, MaskInput, SkippedPhoto, check_fits, run_pipeline
 from rookery.types import Boxes, CountIntervals, Skipped
 
 
@@ -174,7 +174,7 @@ class Predictor:
         """
         options = self.options.with_overrides(**overrides)
         for _, result in self._run(options, [(image_bgr, mask, "the image")], "conf" not in overrides):
-            if isinstance(result, _Skip):
+            if isinstance(result, SkippedPhoto):
                 raise result.error
             return result
         raise AssertionError("the pipeline returned no result for the photo")  # not reachable
@@ -214,7 +214,7 @@ class Predictor:
         self, options: PredictOptions, items: Iterator[tuple[ImageInput, MaskInput, str]], per_class: bool
     ) -> Iterator[tuple[int, Boxes | Skipped]]:
         for index, result in self._run(options, items, per_class):
-            yield index, result.skipped if isinstance(result, _Skip) else result
+            yield index, result.skipped if isinstance(result, SkippedPhoto) else result
 
 
 def _filtered(results: Iterator[tuple[int, Any]], thresholds: np.ndarray | None) -> Iterator[tuple[int, Any]]:

@@ -9,11 +9,14 @@ registered model, so `rollback` can return `champion` to the previous holder.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from rookery.errors import RookeryError
-from rookery.training.tracking import client as client_for
+from rookery.packaging.client import client as client_for
+
+log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_TAG = "rookery.champion_history"
@@ -49,22 +52,47 @@ class Decision:
 
 
 def _info(client: Any, mv: Any) -> VersionInfo:
-    metrics: dict[str, float] = {}
-    if mv.run_id:
-        try:
-            metrics = dict(client.get_run(mv.run_id).data.metrics)
-        except Exception:  # a deleted run keeps its version; show it without metrics
-            metrics = {}
     return VersionInfo(
         name=mv.name,
         version=str(mv.version),
         run_id=mv.run_id,
         aliases=list(getattr(mv, "aliases", []) or []),
         created=int(mv.creation_timestamp or 0),
-        metrics=metrics,
+        metrics=run_metrics(client, mv.run_id),
         tags=dict(mv.tags or {}),
         source=mv.source or "",
     )
+
+
+def run_metrics(store: str | Any, run_id: str | None) -> dict[str, float]:
+    """The run's metrics (latest value of each); empty when there is no run or it cannot be read (a deleted run
+    keeps its versions, which still work). `store`: a tracking URI or a client from packaging.client."""
+    if not run_id:
+        return {}
+    client = client_for(store) if isinstance(store, str) else store
+    try:
+        return {str(k): float(v) for k, v in client.get_run(run_id).data.metrics.items()}
+    except Exception as e:
+        log.warning("could not read the metrics of run %s: %s", run_id, e)
+        return {}
+
+
+def alias_version(tracking_uri: str, name: str, alias: str) -> str:
+    """The version number an alias points to now."""
+    try:
+        return str(client_for(tracking_uri).get_model_version_by_alias(name, alias).version)
+    except Exception as e:
+        reason = next(iter(str(e).strip().splitlines()), "") or type(e).__name__
+        raise RookeryError(
+            f"cannot read alias {alias!r} of model {name!r} in the registry at {tracking_uri} ({reason[:200]})"
+        ) from e
+
+
+def tag(tracking_uri: str, name: str, version: str, run_id: str, key: str, value: str) -> None:
+    """Set one tag on a version and on the run that made it."""
+    client = client_for(tracking_uri)
+    client.set_tag(run_id, key, value)
+    client.set_model_version_tag(name, version, key, value)
 
 
 def list_versions(tracking_uri: str, name: str) -> list[VersionInfo]:

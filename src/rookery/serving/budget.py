@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rookery.data.tiling import tile_count
 from rookery.errors import ConfigError
 from rookery.serving.uploads import UploadTooLarge
 
@@ -42,17 +43,11 @@ class Tiling:
 
     def tiles(self, width: int, height: int) -> int:
         """How many tiles rookery.data.tiling.tile_grid cuts a width x height photo into (without building them)."""
-        return _positions(width, self.tile, self.tile - self.overlap) * _positions(
-            height, self.tile, self.tile - self.overlap
-        )
+        return tile_count(width, height, self.tile, self.overlap)
 
     def work(self, width: int, height: int) -> int:
         """Network input pixels to count one photo."""
         return self.tiles(width, height) * self.net_side * self.net_side
-
-
-def _positions(length: int, tile: int, stride: int) -> int:
-    return 1 if length <= tile else -(-(length - tile) // stride) + 1
 
 
 def check_tiling(tile: int, overlap: int, min_tile: int) -> None:

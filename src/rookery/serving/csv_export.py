@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rookery.serving.store import PredictionRecord
+from rookery.serving.store import StoredPrediction
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -32,24 +32,26 @@ def csv_text(rows: Iterable[Sequence[Any]]) -> str:
     return buffer.getvalue()
 
 
-def counts_csv(record: PredictionRecord) -> str:
+def counts_csv(stored: StoredPrediction) -> str:
     """image,<classes>,total,<class>_lo,<class>_hi,...,total_lo,total_hi: the columns of `rookery predict`'s
     counts.csv (empty interval cells for a prediction stored before intervals existed)."""
-    names = list(record.counts)
+    record = stored.prediction
+    names = list(record.class_names)
     iv = record.intervals
     if iv is None:
         bounds: list[Any] = [""] * (2 * len(names) + 2)
     else:
         bounds = [v for n in names for v in iv.classes.get(n, ("", ""))] + list(iv.total)
     header = ["image", *names, "total", *[f"{n}_{end}" for n in (*names, "total") for end in ("lo", "hi")]]
-    row = [record.file_name, *[record.counts[n] for n in names], record.total, *bounds]
+    row = [record.image, *record.counts.values(), record.total, *bounds]
     return csv_text([header, row])
 
 
-def detections_csv(record: PredictionRecord) -> str:
+def detections_csv(stored: StoredPrediction) -> str:
     """image,class,score,x1,y1,x2,y2: one row per detection."""
+    record = stored.prediction
     rows: list[Sequence[Any]] = [["image", "class", "score", "x1", "y1", "x2", "y2"]]
-    for d in record.detections:
-        box = [f"{float(d[k]):.1f}" for k in ("x1", "y1", "x2", "y2")]
-        rows.append([record.file_name, d["class_name"], f"{float(d['score']):.4f}", *box])
+    for d in record.detections():
+        box = [f"{float(d[k]):.1f}" for k in ("x1", "y1", "x2", "y2")]  # type: ignore[arg-type]
+        rows.append([record.image, d["class_name"], f"{float(d['score']):.4f}", *box])  # type: ignore[arg-type]
     return csv_text(rows)

@@ -139,7 +139,6 @@ class ModelHolder:
         self._loaded = threading.Event()
         self._first_attempt = threading.Event()  # set when the first load has succeeded or failed
         self._thread: threading.Thread | None = None
-        self._client: Any = None
 
     # -- state
 
@@ -227,28 +226,14 @@ class ModelHolder:
             )
             return True
 
-    def _registry(self) -> Any:
-        """One MLflow client for the polls (used under the check lock only)."""
-        if self._client is None:
-            from rookery.training.tracking import client
-
-            self._client = client(self.settings.tracking_uri)
-        return self._client
-
     def _alias_version(self) -> str:
+        from rookery.packaging.registry import alias_version
+
         assert self.alias is not None
-        name, alias = self.alias
-        tracking_uri = self.settings.tracking_uri
-        try:
-            return str(self._registry().get_model_version_by_alias(name, alias).version)
-        except Exception as e:
-            reason = next(iter(str(e).strip().splitlines()), "") or type(e).__name__
-            raise RookeryError(
-                f"cannot read alias {alias!r} of model {name!r} in the registry at {tracking_uri} ({reason[:200]})"
-            ) from e
+        return alias_version(self.settings.tracking_uri, *self.alias)
 
     def _load(self) -> LoadedModel:
-        from rookery.inference.loading import load_predictor
+        from rookery.packaging.models import load_predictor
 
         started = time.perf_counter()
         predictor, info = load_predictor(self.uri, tracking_uri=self.settings.tracking_uri, **self.load_options)
@@ -264,14 +249,10 @@ class ModelHolder:
 
     def _run_metrics(self, run_id: str | None) -> dict[str, float]:
         """The run's key metrics for GET /api/v1/model; empty when the run cannot be read (never fatal)."""
-        if not run_id:
-            return {}
-        try:
-            metrics = self._registry().get_run(run_id).data.metrics
-        except Exception as e:
-            log.warning("could not read the metrics of run %s: %s", run_id, e)
-            return {}
-        return {k: float(v) for k, v in sorted(metrics.items()) if k.startswith(_KEY_METRIC_PREFIXES)}
+        from rookery.packaging.registry import run_metrics
+
+        metrics = run_metrics(self.settings.tracking_uri, run_id)
+        return {k: v for k, v in sorted(metrics.items()) if k.startswith(_KEY_METRIC_PREFIXES)}
 
     # -- description (GET /api/v1/model)
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from rookery.serving.redact import redact
+
+if TYPE_CHECKING:
+    from rookery.serving.store import StoredPrediction
 
 
 class ErrorBody(BaseModel):
@@ -67,6 +72,39 @@ class PredictionSummary(BaseModel):
     timings_ms: dict[str, float] = Field(description="decode, inference, render and total, in milliseconds.")
     image_url: str | None = Field(description="The annotated photo (JPEG).")
     upload_url: str | None = Field(None, description="The uploaded photo as it was sent.")
+
+    @classmethod
+    def of(cls, stored: StoredPrediction, run_id: str | None = None, **extra: Any) -> Self:
+        """The API body of a prediction of the history (the one place a Prediction becomes JSON)."""
+        p = stored.prediction
+        iv = p.intervals
+        return cls(
+            id=stored.id,
+            created_at=stored.created_at,
+            file_name=p.image,
+            width=p.width,
+            height=p.height,
+            image_sha256=p.image_sha256,
+            model=ModelRef(
+                name=p.model.name,
+                version=p.model.version,
+                alias=p.model.alias,
+                uri=redact(p.model.uri),
+                run_id=run_id,
+                label=p.model.label,
+            ),
+            counts=p.counts,
+            total=p.total,
+            intervals=None if iv is None else iv.classes,
+            total_interval=None if iv is None else iv.total,  # the sum of the class lows and highs: conservative
+            interval_level=None if iv is None else iv.level,
+            interval_calibrated=None if iv is None else iv.calibrated,
+            timings_ms=p.timings_ms,
+            image_url=f"/api/v1/predictions/{stored.id}/image" if stored.has_annotated else None,
+            upload_url=f"/api/v1/predictions/{stored.id}/upload" if stored.has_upload else None,
+            **({"detections": p.detections()} if "detections" in cls.model_fields else {}),
+            **extra,
+        )
 
 
 class Prediction(PredictionSummary):

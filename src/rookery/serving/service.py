@@ -20,14 +20,14 @@ import cv2
 from rookery.config import Settings
 from rookery.errors import RookeryError
 from rookery.imaging import sniff_image_type
+from rookery.serving import schemas
 from rookery.serving.budget import Budget, Tiling, WorkTooLarge, check_tiling
 from rookery.serving.csv_export import safe_cell
-from rookery.serving.intervals import count_intervals
 from rookery.serving.metrics import Metrics
 from rookery.serving.model_holder import LoadedModel
-from rookery.serving.redact import redact
-from rookery.serving.store import NewPrediction, PredictionRecord, PredictionStore
+from rookery.serving.store import PredictionStore, StoredPrediction
 from rookery.serving.uploads import UploadError, decode_upload, display_name, header_size, max_upload_bytes
+from rookery.types import Prediction
 
 _JPEG_QUALITY = 85
 _LISTED_FAILURES = 5  # failures named in the message when every file of a request failed
@@ -113,10 +113,10 @@ def predict_files(
     store: PredictionStore,
     limits: Limits,
     metrics: Metrics,
-) -> dict[str, Any]:
+) -> schemas.PredictResponse:
     """Count each uploaded photo; a bad file is reported by name and the others are counted.
 
-    Returns {"results": [...], "errors": [...]}; raises the files' UploadError when none could be counted.
+    Returns the results and the files that failed; raises the files' UploadError when none could be counted.
     """
     overrides = overrides_for(model, params)
     budget = limits.budget(model, overrides)
@@ -136,7 +136,7 @@ def predict_files(
             metrics.error(getattr(e, "kind", "bad_image"))
             continue
         checked.append((file_name, data))
-    results: list[dict[str, Any]] = []
+    results: list[schemas.Prediction] = []
     for file_name, data in checked:
         try:
             results.append(_predict_one(file_name, data, overrides, params.return_image, model, store, limits, metrics))
@@ -145,10 +145,8 @@ def predict_files(
             metrics.error(getattr(e, "kind", "bad_image"))
     if failures and not results:
         raise _all_failed(failures)
-    return {
-        "results": results,
-        "errors": [{"file_name": name, "detail": str(e)} for name, e in failures],
-    }
+    errors = [schemas.FileError(file_name=name, detail=str(e)) for name, e in failures]
+    return schemas.PredictResponse(results=results, errors=errors)
 
 
 def _predict_one(
@@ -160,7 +158,7 @@ def _predict_one(
     store: PredictionStore,
     limits: Limits,
     metrics: Metrics,
-) -> dict[str, Any]:
+) -> schemas.Prediction:
     started = time.perf_counter()
     with limits.slots:
         decoded = decode_upload(file_name, data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
@@ -168,54 +166,31 @@ def _predict_one(
         boxes, capped = model.predict_capped(decoded.image, **overrides)
         inference_s = time.perf_counter() - t0
     names = model.class_names
-    counts = [int(n) for n in boxes.counts(len(names))]
-    intervals = count_intervals(model.predictor, counts, overrides)
     t0 = time.perf_counter()
     annotated = _annotated_jpeg(decoded.image, boxes, names)
     render_ms = (time.perf_counter() - t0) * 1000.0
-    scores = boxes.score if boxes.score is not None else [1.0] * len(boxes)
-    detections = [
-        {
-            "class_name": names[c],
-            "class_id": int(c),
-            "score": round(float(s), 5),
-            "x1": round(float(x1), 2),
-            "y1": round(float(y1), 2),
-            "x2": round(float(x2), 2),
-            "y2": round(float(y2), 2),
-        }
-        for (x1, y1, x2, y2), c, s in zip(boxes.xyxy.tolist(), boxes.cls.tolist(), scores, strict=True)
-    ]
-    info = model.info
     timings = {
         "decode": round(decoded.decode_ms, 2),
         "inference": round(inference_s * 1000.0, 2),
         "render": round(render_ms, 2),
         "total": round((time.perf_counter() - started) * 1000.0, 2),
     }
-    record = store.add(
-        NewPrediction(
-            file_name=file_name or "",  # the store keeps a sanitised last part, for display only
-            image_sha256=decoded.sha256,
-            width=decoded.width,
-            height=decoded.height,
-            model_uri=info.uri,
-            model_name=info.name,
-            model_version=info.version,
-            model_alias=info.alias,
-            counts=dict(zip(names, counts, strict=True)),
-            detections=detections,
-            timings_ms=timings,
-            intervals=intervals,
-        ),
-        upload=data,
-        annotated_jpeg=annotated,
+    prediction = Prediction(
+        file_name or "",  # the store keeps a sanitised last part, for display only
+        names,
+        boxes,
+        model.predictor.intervals(model.predictor.counts(boxes), conf_overridden="conf" in overrides),
+        width=decoded.width,
+        height=decoded.height,
+        image_sha256=decoded.sha256,
+        model=model.info.ref,
+        timings_ms=timings,
     )
+    stored = store.add(prediction, upload=data, annotated_jpeg=annotated)
+    counts = [int(n) for n in prediction.count_array()]
     metrics.counted(names, counts, inference_s)
     annotated_b64 = base64.b64encode(annotated).decode("ascii") if return_image and annotated else None
-    payload = prediction_payload(record, run_id=info.run_id, annotated_image=annotated_b64)
-    payload["capped"] = capped
-    return payload
+    return schemas.Prediction.of(stored, run_id=model.info.run_id, annotated_image=annotated_b64, capped=capped)
 
 
 def _annotated_jpeg(image: Any, boxes: Any, names: tuple[str, ...]) -> bytes | None:
@@ -242,68 +217,14 @@ def _all_failed(failures: list[tuple[str, UploadError | RookeryError]]) -> Rooke
 # --- records -> API bodies ----------------------------------------------------------------------------------------
 
 
-def model_label(name: str | None, version: str | None, alias: str | None, uri: str) -> str:
-    """The same short name as ModelInfo.label, for records of the history."""
-    if name and version:
-        return f"{name} v{version}" + (f" ({alias})" if alias else "")
-    return uri.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or uri
-
-
-def run_id_for(record: PredictionRecord, model: LoadedModel | None) -> str | None:
+def run_id_for(stored: StoredPrediction, model: LoadedModel | None) -> str | None:
     """The run of the version that made a record, when it is the version loaded now (the history keeps no run id)."""
-    if model is None or record.model_version is None:
+    made_by = stored.prediction.model
+    if model is None or made_by.version is None:
         return None
     info = model.info
-    same = (record.model_name, record.model_version) == (info.name, info.version)
+    same = (made_by.name, made_by.version) == (info.name, info.version)
     return info.run_id if same else None
-
-
-def prediction_payload(
-    record: PredictionRecord,
-    *,
-    run_id: str | None = None,
-    annotated_image: str | None = None,
-    detections: bool = True,
-) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "id": record.id,
-        "created_at": record.created_at,
-        "file_name": record.file_name,
-        "width": record.width,
-        "height": record.height,
-        "image_sha256": record.image_sha256,
-        "model": {
-            "name": record.model_name,
-            "version": record.model_version,
-            "alias": record.model_alias,
-            "uri": redact(record.model_uri),
-            "run_id": run_id,
-            "label": model_label(record.model_name, record.model_version, record.model_alias, record.model_uri),
-        },
-        "counts": record.counts,
-        "total": record.total,
-        **interval_fields(record),
-        "timings_ms": record.timings_ms,
-        "image_url": f"/api/v1/predictions/{record.id}/image" if record.has_annotated else None,
-        "upload_url": f"/api/v1/predictions/{record.id}/upload" if record.has_upload else None,
-    }
-    if detections:
-        payload["detections"] = record.detections
-        payload["annotated_image"] = annotated_image
-    return payload
-
-
-def interval_fields(record: PredictionRecord) -> dict[str, Any]:
-    """The API's interval fields of a record; all null for one stored before intervals existed."""
-    iv = record.intervals
-    if iv is None:
-        return {"intervals": None, "total_interval": None, "interval_level": None, "interval_calibrated": None}
-    return {
-        "intervals": {name: list(bounds) for name, bounds in iv.classes.items()},
-        "total_interval": list(iv.total),  # the sum of the class lows and highs: conservative
-        "interval_level": iv.level,
-        "interval_calibrated": iv.calibrated,
-    }
 
 
 def history_csv(store: PredictionStore, class_names: Iterable[str] = ()) -> Iterator[str]:
@@ -313,8 +234,8 @@ def history_csv(store: PredictionStore, class_names: Iterable[str] = ()) -> Iter
     the history; nothing is held in memory but the names)."""
     columns = list(dict.fromkeys(class_names))
     seen = set(columns)
-    for record in store.iter_all():
-        for name in record.counts:
+    for stored in store.iter_all():
+        for name in stored.prediction.class_names:
             if name not in seen:
                 seen.add(name)
                 columns.append(name)
@@ -330,10 +251,12 @@ def history_csv(store: PredictionStore, class_names: Iterable[str] = ()) -> Iter
     ends = [f"{c}_{end}" for c in (*columns, "total") for end in ("lo", "hi")]
     writer.writerow(["id", "created_at", "file_name", "model_version", *columns, "total", *ends])
     yield flush()
-    for record in store.iter_all():
-        counts = [record.counts.get(c, 0) for c in columns]
-        name = safe_cell(record.file_name)
-        row = [record.id, record.created_at.isoformat(), name, record.model_version or "", *counts, record.total]
+    for stored in store.iter_all():
+        record = stored.prediction
+        have = record.counts
+        counts = [have.get(c, 0) for c in columns]
+        name = safe_cell(record.image)
+        row = [stored.id, stored.created_at.isoformat(), name, record.model.version or "", *counts, record.total]
         iv = record.intervals
         if iv is None:
             bounds: list[Any] = [""] * len(ends)

@@ -5,17 +5,16 @@ or migrated with Alembic when a store opens, so a new version of rookery upgrade
 Images live under files_dir/<id>/ with names the server chooses (upload.<type by content>, annotated.jpg):
 the client's file name is kept only as sanitised display text and never touches the file system.
 
-No ORM object leaves this module: callers get the frozen dataclasses below, so a detached-instance or
-lazy-load surprise cannot happen in a request handler, and the database layer can change freely.
+No ORM object leaves this module: callers get StoredPrediction (rookery's Prediction and what the store adds),
+so a detached-instance or lazy-load surprise cannot happen in a request handler, and the database layer can
+change freely. The engine's set-up (SQLite pragmas, PostgreSQL, migrations) is in history_db.py.
 """
 
 from __future__ import annotations
 
-import errno
 import re
 import shutil
 import threading
-import time
 import unicodedata
 import uuid
 from collections.abc import Iterator
@@ -24,75 +23,46 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import JSON, DateTime, Dialect, Engine, Integer, String, create_engine, event, func, select, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy import JSON, Integer, String, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
-from sqlalchemy.types import TypeDecorator
 
 from rookery.errors import ConfigError, InputError, RookeryError
 from rookery.imaging import sniff_image_type
-from rookery.serving.intervals import CountIntervals
+from rookery.serving.history_db import (
+    UTCDateTime,
+    alembic_config,
+    disk_full,
+    make_engine,
+    normalize_url,
+    shown,
+)
+from rookery.types import CountIntervals, ModelRef, Prediction
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 FileKind = Literal["upload", "annotated"]
 _ID = re.compile(r"[0-9a-f]{32}")
 _MAX_NAME = 200  # characters of a displayed file name
-_SQLITE_BUSY_S = 30  # how long a writer waits for another process's write lock before failing
 _PG_MIGRATION_LOCK = 0x726F6F6B  # pg_advisory_xact_lock key ("rook"): one migrator at a time per database
 _CHUNK = 500  # rows per query when streaming the whole history
 _migrate_lock = threading.Lock()  # alembic's `context` is a module global: one migration per process at a time
 
 
-# --- the types callers see -------------------------------------------------------------------------------------
+# --- the type callers see --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class NewPrediction:
-    file_name: str  # the client's name, for display only (sanitised by the store); never used as a path
-    image_sha256: str
-    width: int
-    height: int
-    model_uri: str
-    model_name: str | None
-    model_version: str | None
-    model_alias: str | None
-    counts: dict[str, int]  # every class of the model, zeros included, in class order
-    detections: list[dict[str, Any]]  # {"class_name", "class_id", "score", "x1", "y1", "x2", "y2"} photo pixels
-    timings_ms: dict[str, float]
-    intervals: CountIntervals | None = None  # None: no intervals (records made before they existed)
+class StoredPrediction:
+    """A prediction of the history: rookery's Prediction (image = the client's file name, sanitised by the store)
+    and what the store adds to it."""
 
-
-@dataclass(frozen=True, kw_only=True)
-class PredictionRecord(NewPrediction):
+    prediction: Prediction
     id: str  # uuid4 hex, made by the store
     created_at: datetime  # UTC, tz-aware
-    total: int
     has_upload: bool
     has_annotated: bool
 
 
 # --- the table ---------------------------------------------------------------------------------------------------
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timestamps stored as UTC and always read back tz-aware (SQLite keeps no zone, PostgreSQL does)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the history store; use datetime.now(UTC)")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # Plain JSON, not PostgreSQL's JSONB: JSONB reorders object keys, and counts must stay in the model's class order.
@@ -128,26 +98,44 @@ class _Prediction(Base):
     count_intervals: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)
 
 
-def _record(row: _Prediction) -> PredictionRecord:
-    return PredictionRecord(
-        id=row.id,
-        created_at=row.created_at,
-        file_name=row.file_name,
-        image_sha256=row.image_sha256,
+def _row(pid: str, prediction: Prediction, upload_ext: str | None, has_annotated: bool) -> _Prediction:
+    model = prediction.model
+    return _Prediction(
+        id=pid,
+        created_at=datetime.now(UTC),
+        file_name=sanitize_file_name(prediction.image),
+        image_sha256=prediction.image_sha256,
+        width=int(prediction.width),
+        height=int(prediction.height),
+        model_uri=model.uri,
+        model_name=model.name,
+        model_version=model.version,
+        model_alias=model.alias,
+        counts=prediction.counts,
+        total=prediction.total,
+        detections=prediction.detections(),
+        timings={str(k): float(v) for k, v in prediction.timings_ms.items()},
+        upload_ext=upload_ext,
+        has_annotated=has_annotated,
+        count_intervals=None if prediction.intervals is None else prediction.intervals.to_json(),
+    )
+
+
+def _record(row: _Prediction) -> StoredPrediction:
+    # A Prediction's counts are its boxes': every row holds one detection per counted object (the counts column
+    # is the same figures, kept for whoever reads the table with SQL).
+    prediction = Prediction.from_detections(
+        row.file_name,
+        tuple(row.counts),  # every class of the model, in class order (a JSON object keeps its order)
+        list(row.detections),
+        intervals=CountIntervals.from_json(row.count_intervals),
         width=row.width,
         height=row.height,
-        model_uri=row.model_uri,
-        model_name=row.model_name,
-        model_version=row.model_version,
-        model_alias=row.model_alias,
-        counts=dict(row.counts),
-        detections=list(row.detections),
+        image_sha256=row.image_sha256,
+        model=ModelRef(row.model_uri, row.model_name, row.model_version, row.model_alias),
         timings_ms=dict(row.timings),
-        intervals=CountIntervals.from_json(row.count_intervals),
-        total=row.total,
-        has_upload=row.upload_ext is not None,
-        has_annotated=row.has_annotated,
     )
+    return StoredPrediction(prediction, row.id, row.created_at, row.upload_ext is not None, row.has_annotated)
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
@@ -172,24 +160,6 @@ def image_extension(data: bytes) -> str:
     return {"jpeg": "jpg", "tiff": "tif"}.get(kind, kind) if kind else "bin"
 
 
-def normalize_url(url: str) -> URL:
-    """Parse a history URL; a PostgreSQL URL without a driver gets psycopg 3 (the driver rookery[serve] installs)."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError as e:
-        raise ConfigError(
-            f"the history URL {url!r} is not a database URL; set ROOKERY_HISTORY_URL to sqlite:///PATH "
-            "or postgresql+psycopg://USER@HOST:PORT/DB"
-        ) from e
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed
-
-
-def _shown(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
-
-
 # --- the store ---------------------------------------------------------------------------------------------------
 
 
@@ -202,7 +172,7 @@ class PredictionStore:
         self.files_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.files_dir.glob(".*.partial"):  # left by a process killed mid-write
             shutil.rmtree(stale, ignore_errors=True)
-        self._engine = _make_engine(self.url)
+        self._engine = make_engine(self.url)
         # Writes on SQLite take the write lock up front (BEGIN IMMEDIATE): a read-then-write transaction could
         # otherwise fail at once with "database is locked" when another writer got in between.
         self._writer = self._engine.execution_options(rookery_begin="BEGIN IMMEDIATE")
@@ -232,13 +202,13 @@ class PredictionStore:
         except OperationalError as e:
             reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
             raise ConfigError(
-                f"cannot open the history database {_shown(self.url)} ({reason}); check ROOKERY_HISTORY_URL "
+                f"cannot open the history database {shown(self.url)} ({reason}); check ROOKERY_HISTORY_URL "
                 "and that the database server is running"
             ) from e
 
     # -- API
 
-    def add(self, new: NewPrediction, upload: bytes, annotated_jpeg: bytes | None = None) -> PredictionRecord:
+    def add(self, prediction: Prediction, upload: bytes, annotated_jpeg: bytes | None = None) -> StoredPrediction:
         """Save the files under files_dir/<id>/ (named by the server), then the row; returns the stored record."""
         pid = uuid.uuid4().hex
         ext = image_extension(upload) if upload else None
@@ -251,39 +221,21 @@ class PredictionStore:
             if annotated_jpeg is not None:
                 (staging / "annotated.jpg").write_bytes(annotated_jpeg)
             staging.rename(final)
-            row = _Prediction(
-                id=pid,
-                created_at=datetime.now(UTC),
-                file_name=sanitize_file_name(new.file_name),
-                image_sha256=new.image_sha256,
-                width=int(new.width),
-                height=int(new.height),
-                model_uri=new.model_uri,
-                model_name=new.model_name,
-                model_version=new.model_version,
-                model_alias=new.model_alias,
-                counts={str(k): int(v) for k, v in new.counts.items()},
-                total=sum(int(v) for v in new.counts.values()),
-                detections=list(new.detections),
-                timings={str(k): float(v) for k, v in new.timings_ms.items()},
-                upload_ext=ext,
-                has_annotated=annotated_jpeg is not None,
-                count_intervals=None if new.intervals is None else new.intervals.to_json(),
-            )
+            row = _row(pid, prediction, ext, annotated_jpeg is not None)
             with self._write.begin() as session:
                 session.add(row)
             return _record(row)
         except BaseException as e:
             shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(final, ignore_errors=True)
-            if _disk_full(e):
+            if disk_full(e):
                 raise StorageFull(
                     "the server's disk is full: this photo was not stored (nothing half-written was kept); "
                     "free space or lower ROOKERY_RETENTION_DAYS / ROOKERY_RETENTION_GB"
                 ) from e
             raise
 
-    def get(self, id: str) -> PredictionRecord | None:
+    def get(self, id: str) -> StoredPrediction | None:
         """The record, or None for an unknown or malformed id (never an exception)."""
         if not _valid_id(id):
             return None
@@ -291,7 +243,7 @@ class PredictionStore:
             row = session.get(_Prediction, id)
             return None if row is None else _record(row)
 
-    def page(self, page: int, per_page: int) -> tuple[list[PredictionRecord], int]:
+    def page(self, page: int, per_page: int) -> tuple[list[StoredPrediction], int]:
         """One page (1-based) of the history, newest first, and the number of predictions in all."""
         if page < 1 or per_page < 1:
             raise InputError("page and per_page must be 1 or more")
@@ -300,7 +252,7 @@ class PredictionStore:
             rows = session.scalars(_newest_first().offset((page - 1) * per_page).limit(per_page)).all()
             return [_record(r) for r in rows], int(total)
 
-    def iter_all(self) -> Iterator[PredictionRecord]:
+    def iter_all(self) -> Iterator[StoredPrediction]:
         """Every record, newest first, fetched in chunks (keyset paging: no session stays open between yields)."""
         after: tuple[datetime, str] | None = None
         while True:
@@ -363,28 +315,11 @@ class PredictionStore:
         self.close()
 
 
-def alembic_config() -> Any:
-    """Alembic's configuration for the packaged migrations folder (no alembic.ini: works from an installed wheel)."""
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("path_separator", "os")
-    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
-    return config
-
-
 class StorageFull(RookeryError):
     """No space left for the history's files or database: HTTP 507."""
 
     status_code = 507
     kind = "storage_full"
-
-
-def _disk_full(error: BaseException) -> bool:
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    return isinstance(error, OperationalError) and "full" in str(error.orig or error).lower()  # SQLite: disk is full
 
 
 def _valid_id(id: object) -> bool:
@@ -393,63 +328,3 @@ def _valid_id(id: object) -> bool:
 
 def _newest_first() -> Any:
     return select(_Prediction).order_by(_Prediction.created_at.desc(), _Prediction.id.desc())
-
-
-def _make_engine(url: URL) -> Engine:
-    try:
-        if url.get_backend_name() == "sqlite":
-            return _sqlite_engine(url)
-        connect_args = {"connect_timeout": 5} if url.get_backend_name() == "postgresql" else {}
-        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-    except (NoSuchModuleError, ModuleNotFoundError, ArgumentError) as e:
-        raise ConfigError(
-            f"the history URL {_shown(url)} names a database or driver rookery cannot use ({e}); use sqlite:///PATH "
-            "or postgresql+psycopg://USER@HOST:PORT/DB"
-        ) from e
-    except SQLAlchemyError as e:
-        raise ConfigError(f"cannot use the history URL {_shown(url)}: {e}") from e
-
-
-def _sqlite_engine(url: URL) -> Engine:
-    database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        # Each pooled connection would see its own empty in-memory database.
-        raise ConfigError(
-            f"the history URL {_shown(url)} is not a file; set ROOKERY_HISTORY_URL to sqlite:///PATH/history.db"
-        )
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": _SQLITE_BUSY_S})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # rookery emits BEGIN itself (below): Python's sqlite3 would otherwise not begin a transaction for DDL
-        # or SELECT. WAL lets readers go on while one process writes.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_S * 1000}")
-        _set_wal(cursor)
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql(connection.get_execution_options().get("rookery_begin", "BEGIN"))
-
-    return engine
-
-
-def _set_wal(cursor: Any) -> None:
-    """PRAGMA journal_mode = WAL, retried: switching a new database to WAL needs its lock, and SQLite does not run
-    the busy handler for it, so a second process opening the same new database at that moment gets "database is
-    locked" at once (two servers starting together did, now and then)."""
-    import sqlite3
-
-    deadline = time.monotonic() + _SQLITE_BUSY_S
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)

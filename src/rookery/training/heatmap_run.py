@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rookery.config import Settings
-from rookery.training.tracking import RunTracker
+from rookery.packaging.runs import RunTracker
 
 if TYPE_CHECKING:
     from rookery.training.recipe import RecipeResult

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rookery import __version__
 from rookery.config import Settings, get_settings
 from rookery.errors import ConfigError, InputError, RookeryError
-from rookery.training.tracking import RunTracker
+from rookery.packaging.runs import RunTracker
 
 if TYPE_CHECKING:
     from rookery.data.manifest import Manifest
@@ -115,15 +115,16 @@ def resolve_model(model: str) -> str:
 
 
 def _versions() -> dict[str, str]:
-    import mlflow
     import torch
     import ultralytics
+
+    from rookery.packaging.client import mlflow_version
 
     return {
         "rookery.version": __version__,
         "ultralytics.version": ultralytics.__version__,
         "torch.version": torch.__version__,
-        "mlflow.version": mlflow.__version__,
+        "mlflow.version": mlflow_version(),
         "python.version": platform.python_version(),
     }
 
@@ -338,10 +339,10 @@ def _ultralytics_args(params: TrainParams, data_yaml: Path, save_dir: Path) -> d
 
 
 def _resume_dir(tracker: RunTracker, run_id: str) -> Path:
-    from rookery.training.tracking import client
+    from rookery.packaging.runs import run_tags
 
     try:
-        tags = client(tracker.tracking_uri).get_run(run_id).data.tags
+        tags = run_tags(tracker.tracking_uri, run_id)
     except Exception as e:
         raise RookeryError(f"cannot resume run {run_id}: it is not in the tracking store ({e})") from e
     if "rookery.save_dir" not in tags:
@@ -369,7 +370,8 @@ def _package(
     model_name: str,
     extra: dict[str, Any] | None = None,
 ) -> str | None:
-    """Log the pyfunc model and register a new version (packaging is imported lazily: it needs mlflow)."""
+    """Log the pyfunc model and register a new version (imported here: the pyfunc imports mlflow, which a
+    `import rookery.training` should not pay for)."""
     from rookery.packaging.pyfunc import log_pyfunc_model
 
     info = tracker.log_model(

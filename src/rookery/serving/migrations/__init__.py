@@ -18,7 +18,8 @@ def revision(message: str) -> Path:
     from alembic import command
     from alembic.script import ScriptDirectory
 
-    from rookery.serving.store import PredictionStore, alembic_config
+    from rookery.serving.history_db import alembic_config
+    from rookery.serving.store import PredictionStore
 
     config = alembic_config()
     head = ScriptDirectory.from_config(config).get_current_head()

@@ -22,6 +22,7 @@ from rookery.serving.schemas import (
     ModelDescription,
     Prediction,
     PredictionPage,
+    PredictionSummary,
     PredictResponse,
     ReloadResponse,
 )
@@ -79,8 +80,8 @@ def list_predictions(
 ) -> Any:
     records, total = store.page(page, per_page)
     model = holder.current
-    items = [service.prediction_payload(r, run_id=service.run_id_for(r, model), detections=False) for r in records]
-    return {"items": items, "total": total, "page": page, "per_page": per_page}
+    items = [PredictionSummary.of(r, run_id=service.run_id_for(r, model)) for r in records]
+    return PredictionPage(items=items, total=total, page=page, per_page=per_page)
 
 
 @predictions.get(
@@ -110,7 +111,7 @@ def get_prediction(prediction_id: str, store: StoreDep, holder: HolderDep) -> An
     record = store.get(prediction_id)
     if record is None:
         raise HTTPException(404, f"no prediction has the id {prediction_id[:64]!r}")
-    return service.prediction_payload(record, run_id=service.run_id_for(record, holder.current))
+    return Prediction.of(record, run_id=service.run_id_for(record, holder.current))
 
 
 @predictions.get(

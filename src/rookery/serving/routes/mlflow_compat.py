@@ -10,7 +10,6 @@ model follows its registry alias.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -88,17 +87,10 @@ async def invocations(request: Request, model: ModelDep, limits: LimitsDep, metr
     content_type = request.headers.get("content-type", "")
     try:
         text = await run_in_threadpool(score, body, content_type, model, limits, metrics)
-    except RookeryError as e:
+    except RookeryError as e:  # ScoringRejected among them: MLflow's status and error code
         metrics.error(getattr(e, "kind", "config" if isinstance(e, ConfigError) else "bad_input"))
         status = getattr(e, "status_code", 422 if isinstance(e, ConfigError) else 400)
-        return _error(status, "BAD_REQUEST", str(e))
-    except Exception as e:
-        from mlflow.exceptions import MlflowException
-
-        if not isinstance(e, MlflowException):
-            raise
-        metrics.error("bad_request")
-        return _error(e.get_http_status_code(), e.error_code, _short(e.message))
+        return _error(status, getattr(e, "error_code", "BAD_REQUEST"), str(e))
     return Response(text, media_type="application/json")
 
 
@@ -109,40 +101,34 @@ class UnsupportedMediaType(UploadError):
 
 def score(body: bytes, content_type: str, model: LoadedModel, limits: Limits, metrics: Metrics | None = None) -> str:
     """The scoring server's steps with rookery's model: parse, enforce the signature, predict, format."""
-    from mlflow.pyfunc import _validate_prediction_input
-    from mlflow.pyfunc import scoring_server as mlflow_scoring
-
-    from rookery.packaging.pyfunc import image_bytes, predict_frame, signature
+    from rookery.packaging.pyfunc import image_bytes, predict_frame
+    from rookery.packaging.scoring import mlflow_errors, parse_request, predictions_json
 
     mime = content_type.split(";")[0].strip().lower()
-    sig = signature(model.info.tile, model.info.overlap)
-    if mime == "application/json":
-        data, params = mlflow_scoring._split_data_and_params(body)
-        frame = mlflow_scoring.infer_and_parse_data(data, sig.inputs)
-    elif mime == "text/csv":
+    if mime == "text/csv":
         try:
-            text = body.decode("utf-8")
+            text: bytes | str = body.decode("utf-8")
         except UnicodeDecodeError as e:
             raise UnsupportedMediaType("the CSV body is not UTF-8 text") from e
-        frame, params = mlflow_scoring.parse_csv_input(io.StringIO(text), sig.inputs), None
+    elif mime == "application/json":
+        text = body
     else:
         raise UnsupportedMediaType(
             f"send the scoring request as application/json (or text/csv), not {mime or 'no content type'}"
         )
-    frame, params = _validate_prediction_input(frame, params, sig.inputs, sig.params, "mlflow.pyfunc.model")
-    _check_work(frame, params, model, limits)
+    frame, params = parse_request(text, mime, model.info.tile, model.info.overlap)
+    with mlflow_errors():  # a row that is not base64 is MLflow's INVALID_PARAMETER_VALUE, as in its server
+        _check_work(frame, params, model, limits)
 
     def decode(value: object, row: int) -> Any:  # one photo at a time: rows are decoded as the model takes them
         raw = image_bytes(value, row)
         return decode_upload(f"row {row}", raw, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels).image
 
-    with limits.slots:  # counts as one photo in flight (the rows go through one by one)
+    with limits.slots, mlflow_errors():  # counts as one photo in flight (the rows go through one by one)
         predictions = predict_frame(model, frame, params, decode=decode)
     if metrics is not None:
         _count(metrics, model, len(frame), predictions)
-    out = io.StringIO()
-    mlflow_scoring.predictions_to_json(predictions, out)
-    return out.getvalue()
+    return predictions_json(predictions)
 
 
 def _check_work(frame: Any, params: dict[str, Any] | None, model: LoadedModel, limits: Limits) -> None:
@@ -168,17 +154,6 @@ def _count(metrics: Metrics, model: LoadedModel, images: int, predictions: Any) 
     metrics.images.inc(images)
     for name, n in predictions["class"].value_counts().items():
         metrics.objects.labels(str(name)).inc(int(n))
-
-
-def _short(message: str) -> str:
-    """MLflow's messages can quote the whole request (megabytes of base64): keep the sentence that matters."""
-    text = str(message)
-    if "Failed to enforce schema" in text:
-        reason = text.rsplit("Error: ", 1)[-1].strip().splitlines()[0] if "Error: " in text else ""
-        text = "the input does not match the model's signature (a column 'image' of base64 text, one row per photo)"
-        text += f": {reason}" if reason else ""
-    text = text.split(" IMPORTANT:", 1)[0].strip().splitlines()[0] if text.strip() else "bad scoring request"
-    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:

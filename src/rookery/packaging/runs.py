@@ -1,4 +1,4 @@
-"""The only module that talks to MLflow runs.
+"""MLflow runs: training and evaluation record their params, metrics, data sets and artifacts here.
 
 Every call is guarded: a tracking server that is down at start or goes away mid-training never kills the
 training. The first failure logs one warning that says what was not recorded; later calls are skipped
@@ -15,63 +15,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rookery.packaging.client import client, configure_client, experiment_id, is_rejection
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# MLflow retries a failed HTTP call 7 times with exponential backoff (minutes); training cannot wait that long.
-# System metrics (CPU, memory, GPU): MLflow waits for 10 samples of 10 s before it logs; rookery logs a
-# sample every 5 s. Both are MLflow's own variables, so a user (or a test) can set them.
-_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-    "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "5",
-    "MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING": "1",
-}
-
-
-def configure_client(tracking_uri: str) -> None:
-    """Point MLflow at the tracking store; HTTP calls fail fast."""
-    for key, value in _DEFAULTS.items():
-        os.environ.setdefault(key, value)
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-
-
-def client(tracking_uri: str) -> Any:
-    """An MlflowClient on this store (tracking and registry), with the fast-failing HTTP defaults."""
-    from mlflow.tracking import MlflowClient
-
-    configure_client(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
-def experiment_id(name: str, tracking_uri: str, artifact_root: str) -> str:
-    """The experiment's id, created on first use. With a local store its artifacts go under artifact_root
-    (MLflow would otherwise write ./mlruns in the working directory); a server decides for itself."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return str(exp.experiment_id)
-    location = None
-    if not tracking_uri.startswith(("http://", "https://", "databricks")):
-        location = (Path(artifact_root) / name).resolve().as_uri()
-    return str(client.create_experiment(name, artifact_location=location))
-
-
-def _is_rejection(e: Exception) -> bool:
-    """The store answered and refused this one call (a bad value): the store is alive, go on using it."""
-    from mlflow.exceptions import MlflowException
-
-    return isinstance(e, MlflowException) and e.error_code in (
-        "INVALID_PARAMETER_VALUE",
-        "RESOURCE_ALREADY_EXISTS",
-        "BAD_REQUEST",
-    )
 
 
 class RunTracker:
@@ -112,7 +59,7 @@ class RunTracker:
         try:
             return fn(*args, **kwargs)
         except Exception as e:  # any failure of the tracking side must leave training alone
-            self._dead = not _is_rejection(e)
+            self._dead = not is_rejection(e)
             self.problems.append(what)
             reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             log.warning(
@@ -212,3 +159,8 @@ class RunTracker:
     def log_model(self, log_fn: Callable[[], T]) -> T | None:
         """Run a packaging function that logs the model into the active run."""
         return self._call("logging the model", log_fn)
+
+
+def run_tags(tracking_uri: str, run_id: str) -> dict[str, str]:
+    """The tags of a run (raises when the run is not in the store)."""
+    return dict(client(tracking_uri).get_run(run_id).data.tags)

@@ -44,7 +44,7 @@ def log_evaluation(
 
     from mlflow.entities import Metric, RunTag
 
-    from rookery.training.tracking import client as client_for
+    from rookery.packaging.client import client as client_for
 
     client = client_for(tracking_uri)
     # One cheap call first: when the store is down or the run is gone, say so once and stop.

@@ -1,0 +1,164 @@
+"""Photos onto the device for the GPU engine (gpu.py): read, decoded and tiled in worker threads.
+
+JPEGs go to nvJPEG (`torchvision.io.decode_jpeg(device="cuda")`) a group per call, which torchvision runs as one
+batch on the GPU's hardware JPEG engines where there are some; other formats, and a JPEG that nvJPEG refuses, are
+decoded by OpenCV and uploaded from pinned memory. Each worker thread has its own CUDA stream, so uploads and
+decodes overlap the network (gpu.py's docstring has the measurements).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rookery.data.tiling import Tile, ignored_fractions, tile_grid
+from rookery.errors import RookeryError
+from rookery.imaging import decode_image, read_bytes
+from rookery.inference.options import PredictOptions
+from rookery.inference.pipeline import ImageInput, MaskInput, SkippedPhoto, load_photo
+from rookery.types import Boxes, Skipped
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+PhotoInput = ImageInput | bytes
+
+
+@dataclass
+class GpuPhoto:
+    """A photo on the device, its tiles, and the tile results gathered until it is merged."""
+
+    index: int
+    name: str
+    image: Any  # (3, H, W) uint8 RGB tensor on the device (a view of the BGR upload for arrays)
+    host: Any  # the pinned host copy, kept alive until its upload is done
+    mask: np.ndarray | None
+    tiles: list[Tile]
+    todo: int
+    parts: list[tuple[Any, ...]] = field(default_factory=list)
+    result: Boxes | None = None
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[2])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[1])
+
+
+class PhotoLoader:
+    """Turns (index, (item, mask, name)) groups into GpuPhotos (or SkippedPhotos) on `device`; thread-safe."""
+
+    def __init__(self, device: Any, decode: str = "gpu") -> None:
+        """`decode` "gpu" decodes every JPEG with nvJPEG (CUDA only), "cpu" with OpenCV, "auto" with nvJPEG
+        when it is free, else OpenCV."""
+        import torch
+
+        if decode not in ("auto", "gpu", "cpu"):
+            raise ValueError(f"decode must be 'auto', 'gpu' or 'cpu', got {decode!r}")
+        self._torch = torch
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        self.decode = decode
+        self._nvjpeg = threading.Lock()
+        self._local = threading.local()
+
+    def _stream_ctx(self) -> Any:
+        if not self.cuda:
+            return contextlib.nullcontext()
+        stream = getattr(self._local, "stream", None)
+        if stream is None:
+            stream = self._local.stream = self._torch.cuda.Stream(self.device)
+        return self._torch.cuda.stream(stream)
+
+    def load_group(self, group: list[tuple[int, tuple[PhotoInput, MaskInput, str]]], options: PredictOptions) -> list:
+        """GpuPhoto (or SkippedPhoto) for each (index, (item, mask, name)), in order; runs in a worker thread.
+        The group's JPEGs go to nvJPEG in one call (the module docstring says why)."""
+        out: list[Any] = [None] * len(group)
+        data: list[bytes | None] = [None] * len(group)
+        for k, (index, (item, _, name)) in enumerate(group):
+            try:
+                data[k] = read_input(item)
+            except RookeryError as e:
+                out[k] = SkippedPhoto(index, Skipped(name, str(e)), e)
+        with self._stream_ctx():
+            images = self._nvjpeg_many([d if out[k] is None else None for k, d in enumerate(data)])
+            for k, (index, (item, mask_item, name)) in enumerate(group):
+                if out[k] is not None:
+                    continue
+                try:
+                    if images[k] is not None:
+                        image, host = images[k], None
+                    else:
+                        image, host = self._decode_cpu(data[k] if data[k] is not None else item, name)
+                    out[k] = self._prepare(index, image, host, mask_item, name, options)
+                except RookeryError as e:
+                    out[k] = SkippedPhoto(index, Skipped(name, str(e)), e)
+        return out
+
+    def _prepare(
+        self, index: int, image: Any, host: Any, mask_item: MaskInput, name: str, options: PredictOptions
+    ) -> GpuPhoto:
+        """A decoded photo on the device with its tile grid (and mask), and an event for its upload."""
+        h, w = int(image.shape[1]), int(image.shape[2])
+        mask = None
+        if mask_item is not None:  # load_photo checks the mask; a stride-0 view stands in for the photo
+            _, mask = load_photo(np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (h, w, 3)), mask_item, name)
+        tiles = tile_grid(w, h, options.tile, options.overlap)
+        if mask is not None:  # a tile wholly in the ignore region cannot hold a counted object
+            tiles = [t for t, f in zip(tiles, ignored_fractions(mask, tiles), strict=True) if f < 1.0]
+        event = None
+        if self.cuda:
+            event = self._torch.cuda.Event()
+            event.record()
+        return GpuPhoto(index, name, image, (host, event), mask, tiles, todo=len(tiles))
+
+    def _nvjpeg_many(self, data: list[bytes | None]) -> list[Any]:
+        """(3, H, W) uint8 RGB device tensors for the JPEGs that nvJPEG decodes; None for the rest."""
+        out: list[Any] = [None] * len(data)
+        jpegs = [k for k, d in enumerate(data) if d is not None and d[:3] == JPEG_MAGIC]
+        if not (jpegs and self.cuda and self.decode != "cpu"):
+            return out
+        if not self._nvjpeg.acquire(blocking=self.decode == "gpu"):
+            return out  # "auto": nvJPEG is busy, OpenCV takes these
+        torch = self._torch
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        try:
+            encoded = [torch.frombuffer(bytearray(data[k]), dtype=torch.uint8) for k in jpegs]  # type: ignore[arg-type]
+            try:
+                decoded = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=self.device)
+                for k, image in zip(jpegs, decoded, strict=True):
+                    out[k] = image
+            except RuntimeError:  # one bad JPEG fails the call: retry one by one, OpenCV takes the refused
+                for k, e in zip(jpegs, encoded, strict=True):
+                    with contextlib.suppress(RuntimeError):  # 12-bit, arithmetic coding, truncated...
+                        out[k] = decode_jpeg(e, mode=ImageReadMode.RGB, device=self.device)
+        finally:
+            self._nvjpeg.release()
+        return out
+
+    def _decode_cpu(self, item: Any, name: str) -> tuple[Any, Any]:
+        """(3, H, W) uint8 RGB on the device by way of OpenCV (or an array given), and its host tensor."""
+        torch = self._torch
+        if isinstance(item, bytes):
+            item = decode_image(item, name)
+        array, _ = load_photo(item, None, name)
+        host = torch.from_numpy(np.ascontiguousarray(array))
+        if self.cuda:  # pinned: the upload is a DMA that overlaps the network, not a staged copy
+            host = host.pin_memory()
+        bgr = host.to(self.device, non_blocking=True)
+        return bgr.permute(2, 0, 1).flip(0), host
+
+
+def read_input(item: PhotoInput) -> bytes | None:
+    """The encoded bytes of a path or bytes input; None for an array (decoded already)."""
+    if isinstance(item, bytes | bytearray | memoryview):
+        return bytes(item)
+    if isinstance(item, str | Path):
+        return read_bytes(Path(item))
+    return None

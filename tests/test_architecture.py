@@ -1,0 +1,88 @@
+"""The import rules of ARCHITECTURE.md, enforced: packages import only the layers below them, only the MLflow wing
+(rookery.packaging) imports mlflow, and `import rookery` stays light."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import rookery
+
+SRC = Path(rookery.__file__).resolve().parent
+# Lowest first; a package may import its own layer and the layers below it, never one above.
+LAYERS = [
+    {"base"},  # the top-level modules: types, errors, config, imaging, logs, offline, parallel
+    {"data", "models"},
+    {"inference"},
+    {"packaging"},  # the MLflow wing
+    {"evaluation"},
+    {"training"},
+    {"scale", "serving"},
+    {"cli", "app"},  # the CLI, the demo and `python -m rookery`
+]
+APP_MODULES = {"demo", "__main__"}
+
+
+def _layer_of(package: str) -> int:
+    return next(i for i, names in enumerate(LAYERS) if package in names)
+
+
+def _package(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    if len(rel.parts) > 1:
+        return rel.parts[0]
+    return "app" if rel.stem in APP_MODULES else "base"
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import in the file, function-level ones included."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def _target(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "rookery":
+        return None
+    if len(parts) == 1 or (SRC / f"{parts[1]}.py").is_file():
+        return "app" if len(parts) > 1 and parts[1] in APP_MODULES else "base"
+    return parts[1]
+
+
+def test_packages_import_only_their_own_layer_and_below():
+    wrong = []
+    for path in sorted(SRC.rglob("*.py")):
+        source = _package(path)
+        for line, module in _imports(path):
+            target = _target(module)
+            if target is not None and _layer_of(target) > _layer_of(source):
+                wrong.append(f"{path.relative_to(SRC)}:{line} ({source}) imports {module} ({target})")
+    assert not wrong, "imports against the layering of ARCHITECTURE.md:\n" + "\n".join(wrong)
+
+
+def test_only_the_mlflow_wing_imports_mlflow():
+    wing = SRC / "packaging"
+    wrong = [
+        f"{path.relative_to(SRC)}:{line} imports {module}"
+        for path in sorted(SRC.rglob("*.py"))
+        if wing not in path.parents
+        for line, module in _imports(path)
+        if module == "mlflow" or module.startswith("mlflow.")
+    ]
+    assert not wrong, "mlflow is imported outside rookery.packaging:\n" + "\n".join(wrong)
+
+
+def test_import_rookery_loads_no_heavy_framework():
+    code = (
+        "import sys, rookery, rookery.types, rookery.config, rookery.errors; "
+        "print(' '.join(m for m in ('torch', 'mlflow', 'ultralytics', 'onnxruntime', 'ray') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"`import rookery` imported {out}"
