@@ -1,99 +1,22 @@
-"""A real two-node Ray cluster on loopback for the session, and a synthetic collection of 30 photos.
-
-The cluster is `ray start --head --block` plus a second node joining it (one CPU each, small object stores),
-each started in its own process group so that teardown (and the node-failure test) can end exactly the
-processes it started, by process group id. Ray's fixed default ports are replaced by free ones, so two
-sessions on one machine do not collide; usage reporting is off (offline).
-"""
+"""A real two-node Ray cluster on loopback for the session (ray_cluster.py), and a synthetic collection of 30 photos."""
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from processes import free_port
 
 pytest.importorskip("ray", reason="the Ray path needs Ray: pip install 'rookery[ray]'")
 
-RAY = str(Path(sys.executable).with_name("ray"))
-OBJECT_STORE = str(80 * 1024 * 1024)
-PHOTOS = 30
+from ray_cluster import PHOTOS, RAY, RayCluster, node_args, ray_env
 
-
-def ray_env(home: Path) -> dict[str, str]:
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "ROOKERY_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    env.pop("RAY_ADDRESS", None)
-    return env
-
-
-@dataclass
-class RayCluster:
-    address: str
-    temp: Path
-    env: dict[str, str]
-    head: subprocess.Popen
-    workers: list[subprocess.Popen] = field(default_factory=list)
-
-    def start_worker(self) -> None:
-        cmd = [RAY, "start", "--block", "--address", self.address, *_node_args(self.temp)]
-        log = (self.temp / f"worker{len(self.workers)}.log").open("w")
-        self.workers.append(
-            subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        )
-        self.wait_cpus(1 + sum(w.poll() is None for w in self.workers))
-
-    def kill_worker(self) -> None:
-        """The node fails: every process of the last worker node is killed at once (SIGKILL to its group)."""
-        proc = self.workers[-1]
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-    def wait_cpus(self, cpus: int, timeout: float = 120) -> None:
-        """Until the cluster reports `cpus` CPUs (every node joined)."""
-        deadline = time.monotonic() + timeout
-        status = ""
-        while time.monotonic() < deadline:
-            if self.head.poll() is not None:
-                raise RuntimeError(f"ray head exited: {(self.temp / 'head.log').read_text()[-2000:]}")
-            run = subprocess.run([RAY, "status", "--address", self.address], env=self.env, capture_output=True, text=True)
-            status = run.stdout
-            found = re.search(r"/(\d+(?:\.\d+)?) CPU", status)
-            if run.returncode == 0 and found and float(found.group(1)) == cpus:
-                return
-            time.sleep(1)
-        raise RuntimeError(f"the Ray cluster did not reach {cpus} CPUs in {timeout} s: {status[-1500:]}")
-
-    def stop(self) -> None:
-        for proc in [*self.workers, self.head]:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-
-
-def _node_args(temp: Path) -> list[str]:
-    """One CPU, a small object store, loopback, and free ports instead of Ray's fixed defaults."""
-    return [
-        "--num-cpus", "1", "--num-gpus", "0", "--object-store-memory", OBJECT_STORE,
-        "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp),
-        "--dashboard-agent-listen-port", str(free_port()), "--metrics-export-port", str(free_port()),
-        "--runtime-env-agent-port", str(free_port()),
-    ]  # fmt: skip
+from processes import free_port
 
 
 @pytest.fixture(scope="session")
@@ -102,8 +25,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
     temp = Path(tempfile.mkdtemp(prefix="rkray-", dir="/tmp"))
     port = free_port()
     env = ray_env(tmp_path_factory.mktemp("ray-home"))
-    cmd = [RAY, "start", "--head", "--block", "--port", str(port), "--include-dashboard", "false",
-           "--ray-client-server-port", str(free_port()), *_node_args(temp)]  # fmt: skip
+    cmd = [RAY, "start", "--head", "--block", "--port", str(port), "--include-dashboard", "false", *node_args(temp)]
     log = (temp / "head.log").open("w")
     head = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     cluster = RayCluster(f"127.0.0.1:{port}", temp, env, head)
@@ -124,7 +46,8 @@ def collection(_trained_model, tmp_path_factory: pytest.TempPathFactory) -> Path
     sources = [cv2.imread(str(p)) for p in sorted(_trained_model.photos.glob("*.jpg"))]
     rng = np.random.default_rng(7)
     for i in range(PHOTOS):
-        tiles = [cv2.flip(sources[int(k)], int(f)) for k, f in zip(rng.integers(0, len(sources), 4), rng.integers(-1, 2, 4))]
+        picks, flips = rng.integers(0, len(sources), 4), rng.integers(-1, 2, 4)
+        tiles = [cv2.flip(sources[int(k)], int(f)) for k, f in zip(picks, flips, strict=True)]
         photo = np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])])
         cv2.imwrite(str(folder / f"photo{i:02d}.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 92])
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a whole JPEG")

@@ -75,8 +75,8 @@ class PhotoCounter:
         model: str,
         annotate: bool = False,
     ) -> None:
-        from rookery.packaging.models import load_predictor
         from rookery.offline import ensure_offline
+        from rookery.packaging.models import load_predictor
 
         ensure_offline()  # workers are new processes: Ultralytics must not reach out from them either
         if not isinstance(files, dict):  # an ObjectRef: the model's bytes, put once by the driver

@@ -84,8 +84,8 @@ def count_collection(
     """
     from rookery.config import get_settings
     from rookery.imaging import find_image
-    from rookery.packaging.models import load_predictor
     from rookery.logs import console
+    from rookery.packaging.models import load_predictor
     from rookery.scale.store import PartStore
 
     ray = _import_ray()
