@@ -38,7 +38,7 @@ def _assert_same(a: Boxes, b: Boxes, box_tol: float = 1e-2, score_tol: float = 1
 
 
 def test_onnx_class_names_come_from_ultralytics_metadata(tiny_model) -> None:
-    predictor = Predictor.from_path(tiny_model.onnx)
+    predictor = Predictor.from_path(tiny_model.onnx, backend="onnx")
     assert (predictor.backend_name, predictor.device) == ("onnx", "cpu")
     assert predictor.class_names == tiny_model.names
     assert Predictor.from_path(tiny_model.pt, backend="torch").class_names == tiny_model.names
@@ -105,10 +105,14 @@ def test_a_small_photo_matches_ultralytics_predict(tiny_model) -> None:
     _assert_same(ours, theirs, box_tol=1e-2, score_tol=1e-5)
 
 
-def test_auto_backend_prefers_onnx_on_cpu_and_falls_back_to_torch(tiny_model, tmp_path: Path) -> None:
+def test_auto_backend_prefers_the_export_on_cpu_and_falls_back_to_torch(tiny_model, tmp_path: Path) -> None:
+    from rookery.inference.openvino_backend import openvino_available
+
     if cuda_available():
         pytest.skip("with a CUDA GPU, auto picks PyTorch on it")
-    assert Predictor.from_path(tiny_model.pt).backend_name == "onnx"  # the export beside the .pt
+    # the export beside the .pt, on OpenVINO when it is installed (test_openvino_backend.py), else ONNX Runtime
+    expected = "openvino" if openvino_available() else "onnx"
+    assert Predictor.from_path(tiny_model.pt).backend_name == expected
     assert Predictor.from_path(tiny_model.onnx, backend="torch").backend_name == "torch"  # the .pt beside it
     alone = tmp_path / "alone.pt"
     shutil.copyfile(tiny_model.pt, alone)

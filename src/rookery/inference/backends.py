@@ -1,4 +1,5 @@
-"""The network behind the Predictor: PyTorch (Ultralytics .pt checkpoint) or ONNX Runtime (.onnx export).
+"""The network behind the Predictor: PyTorch (Ultralytics .pt checkpoint), ONNX Runtime or OpenVINO (.onnx export;
+OpenVINO in openvino_backend.py).
 
 A backend takes a batch of uint8 BGR tiles and returns the raw head output (N, 4 + nc, anchors) as numpy;
 everything before and after (tiling, decoding, NMS, merging) is shared. torch, onnxruntime and ultralytics
@@ -10,7 +11,6 @@ from __future__ import annotations
 import ast
 import platform
 import threading
-import warnings
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -18,12 +18,13 @@ import numpy as np
 
 from rookery.errors import ConfigError, InputError, MissingExtraError
 from rookery.inference.decode import to_input
+from rookery.inference.export import export_onnx  # noqa: F401  (its home was here: trainer and __init__ import it)
 
-BackendName = Literal["auto", "onnx", "torch"]
+BackendName = Literal["auto", "onnx", "openvino", "torch"]
 
 
 class Backend(Protocol):
-    name: str  # "onnx" or "torch"
+    name: str  # "onnx", "openvino" or "torch"
     device: str  # "cpu", "cuda:0", ...
     class_names: tuple[str, ...]
     stride: int  # input sides must be multiples of it
@@ -253,30 +254,51 @@ def cuda_available() -> bool:
 
 
 def open_backend(weights: Path, backend: BackendName = "auto", device: str = "auto") -> Backend:
-    """The backend for a .pt or .onnx file; "auto" picks PyTorch on CUDA, else ONNX Runtime on the CPU.
+    """The backend for a .pt, .onnx or OpenVINO .xml file. "auto" picks PyTorch on CUDA; on the CPU, OpenVINO when
+    the wheel is installed and an .onnx is at hand (the fastest measured on x86 CPUs: README, Benchmarks), else
+    ONNX Runtime, else PyTorch.
 
     A .pt and an .onnx with the same name side by side are taken as the same weights (an export), so
-    either file can be given and the fastest backend for the machine is used.
+    either file can be given and the fastest backend for the machine is used. An .xml (an OpenVINO IR, such
+    as the int8 model of rookery.inference.quantize) runs on OpenVINO only, and is never picked by itself:
+    int8 changes counts a little, so it is used only when asked for by its path.
     """
     weights = Path(weights)
     if not weights.is_file():
         raise InputError(f"model weights {weights} do not exist")
     suffix = weights.suffix.lower()
-    if suffix not in (".pt", ".onnx"):
-        raise InputError(f"{weights.name} is neither a PyTorch checkpoint (.pt) nor an ONNX model (.onnx)")
-    if backend not in ("auto", "onnx", "torch"):
-        raise ConfigError(f"backend must be 'auto', 'onnx' or 'torch', got {backend!r}")
+    if suffix not in (".pt", ".onnx", ".xml"):
+        raise InputError(
+            f"{weights.name} is neither a PyTorch checkpoint (.pt), an ONNX model (.onnx) nor an OpenVINO IR (.xml)"
+        )
+    if backend not in ("auto", "onnx", "torch", "openvino"):
+        raise ConfigError(f"backend must be 'auto', 'onnx', 'openvino' or 'torch', got {backend!r}")
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     device = "cuda:0" if device == "cuda" else device
+    from rookery.inference.openvino_backend import OpenVinoBackend, openvino_available
+
+    if suffix == ".xml":
+        if backend not in ("auto", "openvino") or device.startswith("cuda"):
+            raise ConfigError(f"{weights.name} is an OpenVINO model: it runs with backend 'openvino' on the CPU")
+        return OpenVinoBackend(weights)
     pt = weights if suffix == ".pt" else _sibling(weights, ".pt")
     onnx = weights if suffix == ".onnx" else _sibling(weights, ".onnx")
     if backend == "auto":
         gpu = device.startswith("cuda") or (device == "auto" and pt is not None and cuda_available())
+        if not gpu and onnx is not None and openvino_available():
+            try:
+                return OpenVinoBackend(onnx)
+            except InputError:  # a graph OpenVINO cannot take (not rookery's raw-tile input): ONNX Runtime runs it
+                pass
         backend = ("torch" if pt else "onnx") if gpu else ("onnx" if onnx else "torch")
-    if backend == "onnx":
+    if backend in ("onnx", "openvino"):
         if onnx is None:
             raise ConfigError(f"no ONNX model next to {weights.name}; export one with rookery.inference.export_onnx")
+        if backend == "openvino":
+            if device.startswith("cuda"):
+                raise ConfigError("the OpenVINO backend runs on the CPU; use device 'cpu' or 'auto'")
+            return OpenVinoBackend(onnx)
         return OnnxBackend(onnx, "cpu" if device == "auto" else device)
     if pt is None:
         raise ConfigError(f"the torch backend needs the .pt checkpoint, and there is none next to {weights.name}")
@@ -290,60 +312,6 @@ def open_backend(weights: Path, backend: BackendName = "auto", device: str = "au
 def _sibling(path: Path, suffix: str) -> Path | None:
     other = path.with_suffix(suffix)
     return other if other.is_file() else None
-
-
-def export_onnx(weights: Path, imgsz: int = 640, dynamic: bool = True, raw_input: bool = True) -> Path:
-    """Export an Ultralytics .pt checkpoint to ONNX next to it (dynamic batch and size by default).
-
-    With `raw_input` (the default) the graph takes the tiles as rookery holds them, uint8 (N, H, W, 3) BGR,
-    and does the channel flip, transpose and scaling itself: ONNX Runtime runs those on its own threads,
-    fused with the first convolution's input, instead of numpy building a float copy 4x the size.
-    """
-    weights = Path(weights)
-    if not weights.is_file():
-        raise InputError(f"model weights {weights} do not exist")
-    _import_torch_stack()
-    from ultralytics import YOLO
-
-    try:
-        with warnings.catch_warnings():  # torch's notice about its legacy exporter, which Ultralytics uses
-            warnings.simplefilter("ignore", DeprecationWarning)
-            out = YOLO(str(weights)).export(format="onnx", dynamic=dynamic, simplify=True, imgsz=imgsz, verbose=False)
-    except Exception as e:  # Ultralytics raises plain exceptions of many kinds for unusable checkpoints
-        first_line = next(iter(str(e).splitlines()), "")
-        raise InputError(f"could not export {weights.name} to ONNX ({type(e).__name__}: {first_line})") from e
-    if raw_input:
-        _take_raw_tiles(Path(out))
-    return Path(out)
-
-
-def _take_raw_tiles(path: Path) -> None:
-    """Rewrite an Ultralytics ONNX export in place so that it takes uint8 NHWC BGR tiles."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    old = graph.input[0]
-    dims = [d.dim_param or d.dim_value for d in old.type.tensor_type.shape.dim]  # N, 3, H, W
-    raw = helper.make_tensor_value_info("tiles", TensorProto.UINT8, [dims[0], dims[2], dims[3], 3])
-    consts = [
-        helper.make_tensor("bgr_to_rgb", TensorProto.INT64, [3], [2, 1, 0]),
-        helper.make_tensor("inv_255", TensorProto.FLOAT, [], [1.0 / 255.0]),
-    ]
-    nodes = [
-        helper.make_node("Gather", ["tiles", "bgr_to_rgb"], ["tiles_rgb"], axis=3),
-        helper.make_node("Cast", ["tiles_rgb"], ["tiles_float"], to=TensorProto.FLOAT),
-        helper.make_node("Transpose", ["tiles_float"], ["tiles_nchw"], perm=[0, 3, 1, 2]),
-        helper.make_node("Mul", ["tiles_nchw", "inv_255"], [old.name]),
-    ]
-    graph.initializer.extend(consts)
-    for node in reversed(nodes):
-        graph.node.insert(0, node)
-    graph.input.remove(old)
-    graph.input.insert(0, raw)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
 
 
 class CappedBackend:
