@@ -43,10 +43,19 @@ class RunSummary:
     accelerator: str = "cpu"
     interrupted: bool = False
     mlflow_run_id: str | None = None
+    first_block_seconds: float = 0.0  # until the first result block was committed (actor start-up included)
+    first_block_photos: int = 0
 
     @property
     def photos_per_s(self) -> float:
         return self.counted / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def steady_photos_per_s(self) -> float:
+        """Photos/s after the first block was in: the pipeline's rate without the actors' start-up."""
+        seconds = self.seconds - self.first_block_seconds
+        photos = self.counted - self.first_block_photos
+        return photos / seconds if seconds > 0 and photos > 0 else self.photos_per_s
 
     def line(self) -> str:
         """The one-line summary printed last."""
@@ -183,7 +192,9 @@ def _pipeline(
     ds = ray.data.from_items(items, override_num_blocks=blocks)
     # Reading waits on storage, not on the CPU (hashing runs at ~1 GB/s): 0 CPUs, so it never waits for
     # the cores that the model actors hold; its concurrency is capped instead.
-    ds = ds.map_batches(read_photos, fn_kwargs={"done": done}, batch_size=per_batch, num_cpus=0, concurrency=4)
+    ds = ds.map_batches(
+        read_photos, fn_kwargs={"done": done}, batch_size=per_batch, num_cpus=0, compute=ray.data.TaskPoolStrategy(4)
+    )
     model = ray.put(files)  # once in the object store; every actor fetches it from there
     actor_resources: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1} if on_gpu else {"num_cpus": 1}
     return ds.map_batches(
@@ -198,8 +209,8 @@ def _pipeline(
             "annotate": annotate,
         },
         batch_size=per_batch,
-        # Between 1 and n actors: a pool that may shrink keeps going when a node dies.
-        concurrency=(1, n_actors) if n_actors > 1 else 1,
+        # n actors from the start, but a pool that may shrink to 1 keeps going when a node dies.
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=n_actors, initial_size=n_actors),
         batch_format="numpy",
         **actor_resources,
     )
@@ -209,6 +220,7 @@ def _drain(ds: Any, store: Any, summary: RunSummary, total: int, progress: bool)
     """Commit each result block as it arrives; progress on the console."""
     from rookery.logs import console, progress_bar
 
+    started = time.perf_counter()
     bar = progress_bar() if progress and console.is_terminal else None
     task = bar.add_task("counting photos", total=total) if bar else None
     if bar:
@@ -221,6 +233,8 @@ def _drain(ds: Any, store: Any, summary: RunSummary, total: int, progress: bool)
             summary.animals_now += _animals(block, len(summary.class_names))
             summary.errors += _errors(block)
             seen += counted + failed
+            if not summary.first_block_photos:
+                summary.first_block_seconds, summary.first_block_photos = time.perf_counter() - started, seen
             if bar is not None and task is not None:
                 bar.update(task, completed=seen)
             elif progress and seen >= next_line * total:  # logs and CI: a line per tenth
