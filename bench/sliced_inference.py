@@ -3,15 +3,19 @@
     .venv/bin/python bench/sliced_inference.py                    # 5 synthetic 4992x3328 photos + real photos
     .venv/bin/python bench/sliced_inference.py --quick            # 1 photo each, a cached or tiny model
     .venv/bin/python bench/sliced_inference.py --work /tmp/rb     # keep the trained model and photos there
+    .venv/bin/python bench/sliced_inference.py --int8             # + a timed row for the NNCF int8 model
 
+Needs the peer: `pip install -e '.[bench]'` (SAHI 0.12.8's own requirements install beside rookery's pins).
 The same trained weights, tile (640), overlap (64), conf (0.25) and iou (0.5) for all three methods:
-  1. rookery: `Predictor.from_path(best.onnx)`, the default backend on a CPU (ONNX Runtime), batch 8,
-     merge "nms" across seams; the photo is read from its path in rookery's tiling thread.
+  1. rookery: `Predictor.from_path(best.onnx)` with the default backend on a CPU (--backend auto: OpenVINO
+     when installed, else ONNX Runtime), batch 8; the photo is read from its path in rookery's tiling thread.
   2. SAHI: `get_sliced_prediction(path, AutoDetectionModel(ultralytics, best.pt))` with the same slices,
-     postprocess NMS at iou, no full-image pass. The match metric is IOS by default (--sahi-metric): with
-     IOU, SAHI keeps both the whole view of an animal and the fragment of it that the next tile's edge
-     cuts (their IoU is small), so it counts animals on seams twice; IOS is SAHI's own answer to that,
-     and the like of rookery's seam rule. The synthetic photos' true counts are printed beside.
+     no full-image pass. The seam rule is the same on both sides (--merge): "greedy" (the default) is
+     rookery's greedy merge against SAHI's own default, GREEDYNMM with IOS, so that the counts can agree;
+     "nms" is rookery's default rule (IoU, plus IoS for boxes cut by a tile edge) against SAHI's NMS with
+     --sahi-metric (IOS by default: with IOU, SAHI keeps both the whole view of an animal and the fragment
+     of it that the next tile's edge cuts, so it counts animals on seams twice). The untimed table of seam
+     rules shows every pair's counts. The synthetic photos' true counts are printed beside.
      SAHI's Ultralytics wrapper leaves Ultralytics' per-slice NMS at its defaults (iou 0.7, 300 boxes),
      so the model's overrides are set to iou and max_det 10000 here: all three then run the same per-tile
      NMS. Ultralytics' predict also takes its input size from the checkpoint's training (320 here) unless
@@ -23,6 +27,11 @@ The same trained weights, tile (640), overlap (64), conf (0.25) and iou (0.5) fo
 The weights are a yolov8n trained here on a small synthetic survey (cached under --work; 320 px tiles at
 the photos' scale, one class, 30 epochs on a CPU or 100 on a CUDA GPU), so detections and counts are real;
 --quick without a cached model trains for 2 epochs only, and that model finds next to nothing.
+Sources: the synthetic photos, the real sea lion sample at 1/4 scale (shared/data/sealions/train) and at full
+resolution (shared/data/sealions-fullres/train, 4992x3328; a model trained on synthetic animals finds few of
+them, so these rows time real JPEGs and compare counts between methods, not against the truth).
+With --int8 a second rookery row runs the int8 model (rookery.inference.quantize, calibrated on the training
+survey's photos, never on the timed ones) on OpenVINO: its count change against the float model is printed.
 Each method is warmed up once; then the methods take turns photo by photo (a busy
 spell of a shared machine hits them all) and each is timed from the JPEG path to the count.
 Prints a profile of rookery's stages, the comparison table and, last, `speedup_vs_sahi=<x>` (the median
@@ -34,22 +43,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-SIZE = (4992, 3328)  # a full-resolution survey photo
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The model and photos live in sliced_setup.py; other benches import them from here, as before.
+from sliced_setup import SIZE, int8_model, synthetic_photos, trained_model, without_polars  # noqa: F401
+
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sealions"
-CLASSES = 5  # the sea lion classes of the synthetic survey
-TRAIN_TILE = 320  # training tiles (px)
+FULLRES = REAL.with_name("sealions-fullres")
 Method = Callable[[Path], int]  # JPEG path -> number of detections
 
 
@@ -65,6 +76,11 @@ def main(argv: list[str] | None = None) -> float | None:
         help="training epochs of the detector (default 30 on a CPU, 100 on a CUDA GPU)",
     )
     parser.add_argument("--real", type=Path, default=REAL, help="the real sea lion sample (its train/ photos)")
+    parser.add_argument("--fullres", type=Path, default=FULLRES, help="the full-resolution sample (its train/)")
+    parser.add_argument("--backend", choices=["auto", "onnx", "openvino", "torch"], default="auto")
+    parser.add_argument("--precision", choices=["f32", "bf16"], default="f32", help="OpenVINO's float precision")
+    parser.add_argument("--int8", action="store_true", help="also time the NNCF int8 model on OpenVINO")
+    parser.add_argument("--merge", choices=["greedy", "nms"], default="greedy", help="the seam rule of both sides")
     parser.add_argument("--prepare-only", action="store_true", help="train (or load) the model, make the photos, stop")
     parser.add_argument("--tile", type=int, default=640)
     parser.add_argument("--overlap", type=int, default=64)
@@ -105,94 +121,18 @@ def run(args: argparse.Namespace, work: Path, console: Console) -> float | None:
         method(warmup)  # first-call allocations, kernel choices, lazy imports
 
     sources: list[tuple[str, list[Path]]] = [(f"synthetic {SIZE[0]}x{SIZE[1]}", synthetic)]
-    real = sorted((args.real / "train").glob("*.jpg"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0)
-    if real:
-        sources.append((f"real sea lions (train/, ~{_size(real[0])})", real[:1] if args.quick else real))
-    else:
-        console.print(f"real sea lion photos skipped: no {args.real / 'train'}/*.jpg (the shared sample is absent)")
+    for folder, what in ((args.real, "1/4 scale"), (args.fullres, "full resolution")):
+        real = sorted((folder / "train").glob("*.jpg"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0)
+        if real:
+            sources.append((f"real sea lions {what} (~{_size(real[0])})", real[:1] if args.quick else real))
+        else:
+            console.print(f"real sea lion photos skipped: no {folder / 'train'}/*.jpg (the shared sample is absent)")
 
     truth = {"synthetic": sum(_truth(p) for p in synthetic)}
     results = {name: time_methods(methods, photos) for name, photos in sources}
     profile_rookery(onnx, synthetic[0], args, console)
     merge_agreement(pt, onnx, synthetic, truth["synthetic"], args, console)
     return report(results, sources, truth, args, console)
-
-
-def without_polars() -> None:
-    """Let Ultralytics train where polars is missing (the GPU machine: its 54 MB wheel is too big to carry).
-
-    Ultralytics imports polars only to read results.csv back (into each checkpoint, and for its plots); when
-    that read fails it stores {} instead. A stand-in `polars` whose read_csv fails gives that fallback. It goes
-    on sys.path, which Ultralytics also copies into its multi-GPU (DDP) worker processes."""
-    try:
-        import polars  # noqa: F401
-    except ImportError:
-        folder = Path(tempfile.mkdtemp(prefix="rookery-bench-no-polars-"))
-        (folder / "polars").mkdir()
-        (folder / "polars" / "__init__.py").write_text(  # a version that optional users (MLflow) refuse
-            "__version__ = '0'\n\n\ndef read_csv(*args, **kwargs):\n"
-            "    raise RuntimeError('polars is not installed here')\n"
-        )
-        sys.path.insert(0, str(folder))
-
-
-def trained_model(work: Path, args: argparse.Namespace, console: Console) -> Path:
-    """best.pt of a yolov8n trained on a synthetic survey, cached in `work` (--quick takes any cached one)."""
-    full, quick = work / "model-full", work / "model-quick"
-    for folder in (full, quick) if args.quick else (full,):
-        if (folder / "best.pt").is_file():
-            return folder / "best.pt"
-    folder = quick if args.quick else full
-    import torch
-
-    device = "0" if torch.cuda.is_available() else "cpu"  # training only: inference below runs on the CPU
-    scenes, size, epochs = (2, (960, 960), 2) if args.quick else (8, (1600, 1200), args.epochs)
-    epochs = epochs or (100 if device == "0" else 30)
-    console.print(f"training yolov8n on {device}: {scenes} synthetic scenes {size[0]}x{size[1]}, {epochs} epochs, "
-                  f"tiles of {TRAIN_TILE} px, one class")  # fmt: skip
-    from ultralytics import YOLO
-    from ultralytics import settings as yolo_settings
-
-    from rookery.data.dataset import BuildParams, build_dataset
-    from rookery.data.synthetic import generate_survey
-
-    shutil.rmtree(folder, ignore_errors=True)
-    survey = generate_survey(folder / "survey", images=scenes, size=size, num_classes=CLASSES, seed=0)
-    params = BuildParams(tile=TRAIN_TILE, overlap=TRAIN_TILE // 10, split=(0.75, 0.25, 0.0))
-    build_dataset(folder / "survey" / "points.csv", folder / "survey" / "train", survey.classes,
-                  folder / "dataset", masks=folder / "survey" / "masks", params=params)  # fmt: skip
-    yolo_settings.update({"mlflow": False, "sync": False})  # no MLflow run, no analytics
-    without_polars()
-    model = YOLO("yolov8n.yaml")
-    # Small tiles at the photos' own scale: 4x cheaper per step than 640 on a CPU, and the fully
-    # convolutional network then runs on 640 tiles unchanged. One class: the counts compared are totals,
-    # and a detector from scratch learns "animal or not" in a few hundred steps, five classes not.
-    model.train(
-        data=str(folder / "dataset" / "data.yaml"), epochs=epochs, imgsz=TRAIN_TILE, batch=8, device=device,
-        workers=2, project=str(folder), name="train", exist_ok=True, verbose=False, plots=False, amp=False,
-        single_cls=True, optimizer="SGD", lr0=0.02, warmup_epochs=1, max_det=3000, flipud=0.5, seed=0,
-        val=False,
-    )  # fmt: skip
-    weights = folder / "train" / "weights"
-    best = weights / "best.pt" if (weights / "best.pt").is_file() else weights / "last.pt"
-    shutil.copyfile(best, folder / "best.pt")
-    return folder / "best.pt"
-
-
-def synthetic_photos(folder: Path, n: int, console: Console, size: tuple[int, int] = SIZE, seed: int = 1) -> list[Path]:
-    """JPEGs of synthetic scenes (another seed than the training survey), made once and cached."""
-    from rookery.data.synthetic import make_scene
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{i}.jpg" for i in range(n)]
-    for i, path in enumerate(paths):
-        if not path.is_file():
-            console.print(f"making synthetic photo {path.name} ({size[0]}x{size[1]})")
-            scene = make_scene(size, num_classes=CLASSES, seed=seed, index=i)
-            cv2.imwrite(str(path), scene.photo, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            # every animal drawn in the photo, inside the ignore regions too (the bench uses no masks)
-            path.with_suffix(".json").write_text(json.dumps({"animals": len(scene.points) + scene.hidden}))
-    return paths
 
 
 def make_methods(pt: Path, onnx: Path, args: argparse.Namespace) -> dict[str, Method]:
@@ -203,21 +143,26 @@ def make_methods(pt: Path, onnx: Path, args: argparse.Namespace) -> dict[str, Me
     from ultralytics import YOLO
 
     from rookery.data.tiling import tile_grid
-    from rookery.inference import Predictor
 
-    predictor = Predictor.from_path(onnx, device="cpu", tile=args.tile, overlap=args.overlap, conf=args.conf,
-                                    iou=args.iou, batch=args.batch, merge="nms")  # fmt: skip
+    def counter(predictor: Any) -> Method:
+        def rookery(path: Path) -> int:
+            (boxes,) = predictor.predict_many([path])
+            if not hasattr(boxes, "xyxy"):
+                raise RuntimeError(f"rookery skipped {path}: {boxes}")
+            return len(boxes)
 
-    def rookery(path: Path) -> int:
-        (boxes,) = predictor.predict_many([path])
-        if not hasattr(boxes, "xyxy"):
-            raise RuntimeError(f"rookery skipped {path}: {boxes}")
-        return len(boxes)
+        return rookery
 
+    predictor = rookery_predictor(onnx, args)
+    rows: dict[str, Method] = {f"rookery ({_label(predictor)}, batch {args.batch})": counter(predictor)}
+    if args.int8:
+        int8 = rookery_predictor(onnx, args, weights=int8_model(pt, onnx, args))
+        rows[f"rookery ({_label(int8)}, batch {args.batch})"] = counter(int8)
     sahi_count = sahi_counter(pt, args)
+    kind, metric = ("GREEDYNMM", "IOS") if args.merge == "greedy" else ("NMS", args.sahi_metric)
 
     def sahi(path: Path) -> int:
-        return sahi_count(path, "NMS", args.sahi_metric)
+        return sahi_count(path, kind, metric)
 
     yolo = YOLO(str(pt))
 
@@ -230,11 +175,31 @@ def make_methods(pt: Path, onnx: Path, args: argparse.Namespace) -> dict[str, Me
             boxes.append(res.boxes.xyxy.numpy() + np.array([t.x0, t.y0, t.x0, t.y0], np.float32))
         return sum(len(b) for b in boxes)
 
-    return {
-        f"rookery (onnx, batch {args.batch})": rookery,
-        f"SAHI (ultralytics .pt, NMS {args.sahi_metric})": sahi,
-        "plain loop (.pt, no merge)": plain,
-    }
+    return {**rows, f"SAHI (ultralytics .pt, {kind} {metric})": sahi, "plain loop (.pt, no merge)": plain}
+
+
+def rookery_predictor(
+    onnx: Path, args: argparse.Namespace, merge: str | None = None, weights: Path | None = None
+) -> Any:
+    """rookery's Predictor on the CPU with the bench's options: --backend (auto: OpenVINO when installed), or
+    OpenVINO at --precision bf16, or the int8 IR `weights`."""
+    from rookery.inference import PredictOptions, Predictor
+    from rookery.inference.backends import open_backend
+
+    options = PredictOptions(tile=args.tile, overlap=args.overlap, conf=args.conf, iou=args.iou, batch=args.batch,
+                             merge=merge or args.merge)  # fmt: skip
+    if weights is None and args.precision != "f32":
+        from rookery.inference.openvino_backend import OpenVinoBackend
+
+        return Predictor(OpenVinoBackend(onnx, precision=args.precision), options)
+    return Predictor(open_backend(weights or onnx, "openvino" if weights else args.backend, "cpu"), options)
+
+
+def _label(predictor: Any) -> str:
+    backend = predictor.backend
+    if backend.name != "openvino":
+        return backend.name
+    return "openvino int8" if backend.quantized else f"openvino {backend.precision}"
 
 
 def time_methods(methods: dict[str, Method], photos: list[Path]) -> dict[str, tuple[list[float], int]]:
@@ -254,15 +219,14 @@ def profile_rookery(onnx: Path, photo: Path, args: argparse.Namespace, console: 
     reading and tiling with the network in a second thread)."""
     from rookery.data.tiling import tile_grid
     from rookery.imaging import read_image
-    from rookery.inference import Predictor
     from rookery.inference.decode import decode
     from rookery.inference.merge import cut_flags, merge_detections
     from rookery.inference.pipeline import _make_batch
 
-    predictor = Predictor.from_path(onnx, device="cpu", tile=args.tile, overlap=args.overlap, conf=args.conf,
-                                    iou=args.iou, batch=args.batch)  # fmt: skip
+    predictor = rookery_predictor(onnx, args, merge="nms")
     backend, nc = predictor.backend, len(predictor.class_names)
-    stages = dict.fromkeys(["read JPEG", "tile + pack + to float", "network (ONNX Runtime)", "decode + tile NMS",
+    network = f"network ({_label(predictor)})"
+    stages = dict.fromkeys(["read JPEG", "tile + pack + to float", network, "decode + tile NMS",
                             "merge across seams"], 0.0)  # fmt: skip
     for _ in range(2):  # the first pass warms up; the second is reported
         stages = dict.fromkeys(stages, 0.0)
@@ -287,7 +251,7 @@ def profile_rookery(onnx: Path, photo: Path, args: argparse.Namespace, console: 
             parts.append((det.xyxy + np.tile(offset[det.tile], 2), det.cls, det.score, cut))
             t3 = time.perf_counter()
             stages["tile + pack + to float"] += t1 - t
-            stages["network (ONNX Runtime)"] += t2 - t1
+            stages[network] += t2 - t1
             stages["decode + tile NMS"] += t3 - t2
         t = time.perf_counter()
         xyxy, cls, score, cut = (np.concatenate(p) for p in zip(*parts, strict=True))
@@ -336,18 +300,17 @@ def merge_agreement(
     SAHI's NMS. The like-for-like pair is rookery's "greedy" merge and SAHI's GREEDYNMM with IOS, the
     same rule: there the counts show whether the engines see the same detections per tile.
     """
-    from rookery.inference import Predictor
-
     sahi = sahi_counter(pt, args)
     counts: dict[str, int] = {}
     for merge in ("nms", "greedy"):
-        predictor = Predictor.from_path(onnx, device="cpu", tile=args.tile, overlap=args.overlap, conf=args.conf,
-                                        iou=args.iou, batch=args.batch, merge=merge)  # fmt: skip
+        predictor = rookery_predictor(onnx, args, merge=merge)
         counts[f"rookery {merge}"] = sum(len(b) for b in predictor.predict_many(photos))  # type: ignore[arg-type]
     for kind, metric in (("NMS", "IOU"), ("NMS", "IOS"), ("GREEDYNMM", "IOS")):
         counts[f"SAHI {kind} {metric}"] = sum(sahi(p, kind, metric) for p in photos)
-    pairs = [("rookery greedy", "SAHI GREEDYNMM IOS", "the same rule"),
-             ("rookery nms", "SAHI NMS IOS", "timed above"), ("rookery nms", "SAHI NMS IOU", "")]  # fmt: skip
+    timed = "the same rule, timed above" if args.merge == "greedy" else "the same rule"
+    pairs = [("rookery greedy", "SAHI GREEDYNMM IOS", timed),
+             ("rookery nms", "SAHI NMS IOS", "timed above" if args.merge == "nms" else ""),
+             ("rookery nms", "SAHI NMS IOU", "")]  # fmt: skip
     table = Table(title=f"seam merge rules, total count on the {len(photos)} synthetic photos ({truth} animals)")
     for col in ("rookery", "count", "SAHI", "count", "rookery vs SAHI", "rookery vs truth", "SAHI vs truth", ""):
         table.add_column(col, justify="left" if col in ("rookery", "SAHI", "") else "right")
@@ -367,25 +330,27 @@ def report(
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     table = Table(title=f"sliced inference on {cores} CPU cores: tile {args.tile}, overlap {args.overlap}, "
                   f"conf {args.conf}, iou {args.iou}; median s / photo")  # fmt: skip
-    columns = ("source (photos)", "method", "s / photo", "total count", "count vs SAHI", "count vs truth",
-               "rookery speedup")  # fmt: skip
+    columns = ("source (photos)", "method", "s / photo", "total count", "count vs SAHI", "count vs rookery",
+               "count vs truth", "rookery speedup")  # fmt: skip
     for col in columns:
         table.add_column(col, justify="left" if col in ("source (photos)", "method") else "right")
     speedup = None
     for source, photos in sources:
         res = results[source]
         med = {name: float(np.median(times)) for name, (times, _) in res.items()}
-        rk, sahi = list(res)[:2]
-        sahi_count = res[sahi][1]
+        rk = next(iter(res))
+        sahi = next(name for name in res if name.startswith("SAHI"))
+        sahi_count, rk_count = res[sahi][1], res[rk][1]
         true = truth.get(source.split()[0])
         for name, (_, count) in res.items():
-            agree, vs_truth = _change(count, sahi_count), _change(count, true)
+            agree, vs_rk, vs_truth = _change(count, sahi_count), _change(count, rk_count), _change(count, true)
             gain = "-" if name == rk else f"{med[name] / med[rk]:.2f}x"
             table.add_row(f"{source} ({len(photos)})" if name == rk else "", name, f"{med[name]:.2f}", str(count),
-                          "" if name == sahi else agree, vs_truth, gain)  # fmt: skip
+                          "" if name == sahi else agree, "" if name == rk else vs_rk, vs_truth, gain)  # fmt: skip
         if true:
-            table.add_row("", "truth (animals drawn)", "", str(true), _change(true, sahi_count), "", "")
+            table.add_row("", "truth (animals drawn)", "", str(true), _change(true, sahi_count), "", "", "")
         table.add_section()
+        console.print(f"{source}: speedup_vs_sahi={med[sahi] / med[rk]:.2f}")
         if source.startswith("synthetic"):
             speedup = med[sahi] / med[rk]
     console.print(table)
