@@ -72,16 +72,16 @@ test-slow: $(STAMP) browser
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench docs
+	$(BIN)/ruff format --check src tests bench docs
 	$(BIN)/mypy
 	$(BIN)/hadolint deploy/Dockerfile deploy/Dockerfile.gpu
 	$(BIN)/actionlint .github/workflows/*.yml
-	$(BIN)/shellcheck deploy/deploy.sh
+	$(BIN)/shellcheck deploy/deploy.sh $(wildcard deploy/tools/*.sh)
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench docs
+	$(BIN)/ruff format src tests bench docs
 
 # The documentation site into build/site; --strict turns every warning (a broken link, a missing page, an API
 # object that does not resolve) into a failure. NO_MKDOCS_2_WARNING: Material's end-of-life banner (see CONTRIBUTING).
