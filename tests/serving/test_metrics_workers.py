@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -62,12 +63,18 @@ def test_two_workers_are_summed_in_every_scrape(trained_model, photo_bytes: byte
         assert sum(1 for v in per_worker.values() if v > 0) == 2, f"one worker took every request: {per_worker}"
         assert sum(per_worker.values()) == sent
 
+        # The request counter is incremented by the access-log middleware just after the answer is sent: wait
+        # (bounded) until the last answers are recorded, so the scrapes below compare settled numbers.
+        route = '{method="POST",route="/api/v1/predict",status="200"}'
+        deadline = time.monotonic() + 10
+        while sample(httpx.get(f"{server.url}/metrics", timeout=30).text, "rookery_http_requests_total", route) < sent:
+            assert time.monotonic() < deadline, "the last requests were never counted"
+            time.sleep(0.1)
         # Every scrape (fresh connections, so both workers answer some) shows the total, not one worker's share.
         for _ in range(8):
             with httpx.Client(base_url=server.url, timeout=30) as fresh:
                 text = fresh.get("/metrics").text
             assert sample(text, "rookery_images_total") == sent
-            route = '{method="POST",route="/api/v1/predict",status="200"}'
             assert sample(text, "rookery_http_requests_total", route) == sent
             assert sample(text, "rookery_inference_duration_seconds_count") == sent
             assert sample(text, "rookery_model_loaded") == 1  # livemin: every worker has its model
