@@ -55,8 +55,19 @@ if [[ -z "$ray_wheel" ]]; then
     download "ray==$VERSION"
     ray_wheel=$(ls "$WHEELS"/ray-"$VERSION"-cp312-*.whl | head -1)
 fi
-download click filelock jsonschema jsonschema-specifications referencing rpds-py attrs 'protobuf>=3.20.3' \
-    pyyaml requests urllib3 idna certifi charset-normalizer 'packaging>=24.2' fsspec
+# The versions this venv runs Ray with (known to work together), else the newest.
+deps=$(.venv/bin/python -c '
+from importlib.metadata import PackageNotFoundError, version
+for name in ["click", "filelock", "jsonschema", "jsonschema-specifications", "referencing", "rpds-py", "attrs",
+             "protobuf", "pyyaml", "requests", "urllib3", "idna", "certifi", "charset-normalizer", "packaging",
+             "fsspec"]:
+    try:
+        print(f"{name}=={version(name)}")
+    except PackageNotFoundError:
+        print(name)
+')
+# shellcheck disable=SC2086  # one requirement per word
+download $deps
 cp "$WHEELS"/*.whl "$OUT/stage/deps/" && rm -f "$OUT"/stage/deps/ray-*.whl
 
 "$PY" - "$ray_wheel" "$OUT/stage/ray" <<'EOF'
