@@ -19,7 +19,7 @@ LOCK_EXTRAS := all,dev
 # so the editable install below builds without build isolation, from locked packages only.
 PIP_COMPILE := $(BIN)/pip-compile --quiet --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
 	--all-build-deps --extra $(LOCK_EXTRAS)
-# pip-tools writes the project itself into the lock when an extra names it (serve = ["rookery[train]", ...]),
+# pip-tools writes the project itself into the lock when an extra names it (all = ["rookery[train,serve,...]"]),
 # as `rookery @ file:///ABSOLUTE/PATH`: not portable and not hashable (jazzband/pip-tools#2002); it is dropped.
 DROP_SELF := sed -i -e '/^\# WARNING: pip install will require the following package to be hashed/d' \
 	-e '/^\# Consider using a hashable URL/d' -e '/^rookery @ file:/,/^    \# via /d'
