@@ -20,9 +20,11 @@ LAYERS = [
     {"evaluation"},
     {"training"},
     {"scale", "serving"},
-    {"cli", "app"},  # the CLI, the demo and `python -m rookery`
+    {"cli", "app"},  # the CLI, the demo, `python -m rookery` and the notebook API
 ]
-APP_MODULES = {"demo", "__main__"}
+# The app layer's top-level modules: the demo, `python -m rookery`, the notebook API (api.py) and the package's
+# __init__, whose `rookery.load` imports api.py when called (so `import rookery` stays light).
+APP_MODULES = {"demo", "__main__", "api", "__init__"}
 
 
 def _layer_of(package: str) -> int:
