@@ -30,7 +30,18 @@ def demo(
     tile: Annotated[
         int, typer.Option(min=32, help="Tile side in pixels; the network trains on tiles as they are.")
     ] = DemoParams.tile,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = DemoParams.epochs,
+    time: Annotated[
+        float,
+        typer.Option(
+            "--time",
+            min=10,
+            help="Seconds of training (default 4 min): after the first epoch the number of epochs is fitted to it, "
+            "so the page comes up in minutes even on a busy machine.",
+        ),
+    ] = DemoParams.time,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="A fixed number of epochs instead of --time (repeatable runs).")
+    ] = None,
     seed: Annotated[
         int, typer.Option(min=0, help="Random seed of the survey, the split and the training.")
     ] = DemoParams.seed,
@@ -53,7 +64,7 @@ def demo(
 
     settings = get_settings()
     params = DemoParams(
-        root=out, images=images, size=parse_size(size), tile=tile, overlap=tile // 8, epochs=epochs,
+        root=out, images=images, size=parse_size(size), tile=tile, overlap=tile // 8, time=time, epochs=epochs,
         seed=seed, retrain=retrain, rebuild=rebuild,
     )  # fmt: skip
     result = run_demo(params, settings, on_step=console.rule)

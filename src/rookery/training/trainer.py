@@ -155,8 +155,10 @@ class _EpochLogger:
     Multi-GPU (DDP) training: Ultralytics pickles the callbacks (cloudpickle) into its worker processes, so
     this object and its RunTracker go with them; only rank 0 logs (the other ranks see partial metrics)."""
 
-    def __init__(self, tracker: RunTracker) -> None:
+    def __init__(self, tracker: RunTracker, budget_s: float | None = None) -> None:
         self.tracker = tracker
+        self.budget_s = budget_s  # a time budget: each epoch's end says how much of it is left
+        self.started = time.perf_counter()
         self.in_epoch = False
         self.epoch_start = 0.0
         self.best: dict[str, float] = {}
@@ -185,6 +187,20 @@ class _EpochLogger:
         }
         metrics.update(_gpu_memory())
         self.tracker.log_metrics(metrics, step=trainer.epoch + 1)
+        if self.budget_s:
+            from rookery.logs import console
+
+            left = max(0.0, self.budget_s - (time.perf_counter() - self.started))
+            console.print(
+                f"epoch {trainer.epoch + 1}/{trainer.epochs} done: {_minutes(left)} of the "
+                f"{_minutes(self.budget_s)} training budget left",
+                highlight=False,
+            )
+
+
+def _minutes(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 def _gpu_memory() -> dict[str, float]:
@@ -252,7 +268,7 @@ def train(params: TrainParams, settings: Settings | None = None, resume_run_id: 
         )
         # MLflow's dataset digest column holds 36 characters: the first 32 of the fingerprint identify it.
         tracker.log_dataset(data_dir.name, manifest.fingerprint[:32], data_dir / "manifest.json")
-        epochs = _EpochLogger(tracker)
+        epochs = _EpochLogger(tracker, params.time)
         if resume_run_id:
             last = save_dir / "weights" / "last.pt"
             if not last.is_file():
