@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DOCKERFILES = [REPO / "deploy" / "Dockerfile", REPO / "deploy" / "Dockerfile.gpu"]
+DOCKERFILES = [REPO / "deploy" / "Dockerfile", REPO / "deploy" / "Dockerfile.gpu", REPO / "deploy" / "Dockerfile.serve"]
+TORCH_IMAGES = DOCKERFILES[:2]  # Dockerfile.serve is the slim one: rookery[serve], no torch (test_images builds it)
 OFFLINE_SWITCHES = {
     "YOLO_OFFLINE": "1",
     "YOLO_AUTOINSTALL": "0",
@@ -117,11 +118,12 @@ def test_image_properties(path: Path) -> None:
     assert cmd[:2] == ["rookery", "serve"] and "0.0.0.0" in cmd and cmd[cmd.index("--port") + 1] == "8000"
 
 
-@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TORCH_IMAGES, ids=lambda p: p.name)
 def test_torch_is_installed_first_with_the_pins_of_pyproject(path: Path) -> None:
     runs = [rest for k, rest in instructions(path) if k == "RUN" and "pip install" in rest]
     torch_step = next(i for i, r in enumerate(runs) if "torch==" in r)
-    project_step = next(i for i, r in enumerate(runs) if "[serve]" in r)
+    # `serve` is slim (no torch since issue 19): the full images install train and serve
+    project_step = next(i for i, r in enumerate(runs) if '"./[train,serve]"' in r)
     assert torch_step < project_step
     pins = train_pins()
     assert pins, "pyproject.toml's train extra pins torch and torchvision"
@@ -135,8 +137,27 @@ def test_cpu_image_takes_torch_from_the_cpu_wheel_index() -> None:
     assert args == ["TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu"]
     assert instructions(DOCKERFILES[0])[0][1].startswith("python:3.11-slim")
     for dockerfile in DOCKERFILES:  # every base pinned by digest (issue 16): a tag can move under a build
-        bases = [rest.split()[0] for k, rest in instructions(dockerfile) if k == "FROM"]
-        assert all(re.search(r"@sha256:[0-9a-f]{64}$", b) for b in bases), bases
+        froms = [rest.split() for k, rest in instructions(dockerfile) if k == "FROM"]
+        stages = {f[2] for f in froms if len(f) == 3 and f[1].upper() == "AS"}
+        bases = [f[0] for f in froms if f[0] not in stages]  # `FROM base AS runtime` starts from an earlier stage
+        assert bases and all(re.search(r"@sha256:[0-9a-f]{64}$", b) for b in bases), bases
+
+
+def test_one_public_base_per_cpu_image_so_podman_from_can_replace_it() -> None:
+    # `podman build --from IMAGE` replaces only the first FROM (deploy/README.md, "Building without a registry"):
+    # every other stage must start from a stage of the file, or a registry-less build would try to pull it.
+    for dockerfile in (DOCKERFILES[0], DOCKERFILES[2]):
+        froms = [rest.split() for k, rest in instructions(dockerfile) if k == "FROM"]
+        assert froms[0][0].startswith("python:3.11-slim-bookworm@sha256:")
+        earlier = {f[2] for f in froms if len(f) == 3}
+        assert all(f[0] in earlier for f in froms[1:]), froms
+
+
+def test_slim_image_installs_serve_only_and_checks_torch_is_absent() -> None:
+    ins = instructions(DOCKERFILES[2])
+    runs = " ".join(rest for k, rest in ins if k == "RUN" and "pip install" in rest)
+    assert "torch" not in runs.replace("'torch', 'ultralytics'", "")  # the check names them, nothing installs them
+    assert ("ARG", "EXTRAS=serve") in ins and '"./[${EXTRAS}]"' in runs and "find_spec" in runs
 
 
 def test_gpu_image_runs_on_a_cuda_runtime_base() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from rookery import __version__
@@ -22,7 +23,8 @@ class _RookeryGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except RookeryError as e:
-            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            # escaped: messages quote things like pip install 'rookery[train]', which rich would take for markup
+            console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from e
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -86,13 +87,28 @@ def _preflight(settings: Any) -> None:
 
     quiet_logs()
     try:
-        resolve_model(settings.model_uri, settings.tracking_uri)
+        info = resolve_model(settings.model_uri, settings.tracking_uri)
     except RookeryError as e:
         hint = ""
         if parse_alias(settings.model_uri) is not None and "alias" in str(e):
             hint = " ('rookery model promote VERSION' gives a trained version the alias; --model picks another model)"
         raise RookeryError(f"cannot serve: {e}{hint}") from e
+    _check_torch(info.weights, info.onnx)
     open_store(settings).close()
+
+
+def _check_torch(weights: Path, onnx: Path | None) -> None:
+    """A PyTorch checkpoint with no ONNX export beside it runs on torch only, which the slim `serve` extra leaves out:
+    say so in one line before any worker starts, instead of a server that never becomes ready."""
+    import importlib.util
+
+    from rookery.errors import RookeryError
+
+    if weights.suffix.lower() == ".pt" and onnx is None and importlib.util.find_spec("torch") is None:
+        raise RookeryError(
+            f"cannot serve: {weights.name} is a PyTorch checkpoint and torch is not installed; install it with "
+            "pip install 'rookery[serve,train]', or serve the model's ONNX export (rookery.inference.export_onnx)"
+        )
 
 
 def _url_host(host: str) -> str:
