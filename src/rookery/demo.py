@@ -29,6 +29,11 @@ from rookery.errors import RookeryError
 KEY_TAG = "rookery.demo.key"  # on the run and the model version: which data set and recipe made it
 STAMP = "demo.json"  # in the survey and data set folders: the parameters they were made with
 EXPERIMENT = "rookery-demo"
+DEMO_USE = (
+    "A demonstration only: trained on synthetic animals (coloured ellipses on generated terrain), it does not "
+    "count real animals and finds few or none on a real photo. Train on your own annotated photos for that "
+    "(README: 'From dotted photos to a data set' and 'The counting recipe')."
+)
 
 
 @dataclass(frozen=True)
@@ -314,6 +319,7 @@ def _train(dataset: Path, key: str, params: DemoParams, settings: Settings) -> t
         cls=params.cls,
         scale=params.scale,
         name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
+        intended_use=DEMO_USE,
     )
     ensure_offline(settings)  # before Ultralytics is imported (its settings file, no downloads)
     result = train(train_params, settings)  # on the CPU with every core (trainer._all_cores)

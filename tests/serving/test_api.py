@@ -36,6 +36,19 @@ def test_health_ready_and_the_model(client, trained_model):
     assert len(model["class_names"]) == 2 and model["tile"] == 128
     assert "best/mAP50-95" in model["metrics"]
     assert model["mlflow_ui_url"] is None  # no ROOKERY_MLFLOW_UI_URL
+    card = model["card"]  # written at training into rookery_model.json
+    assert "training photos" in card["trained_on"] and "fingerprint" in card["trained_on"]
+    assert card["classes"] == model["class_names"] and set(card["training_objects"]) == set(model["class_names"])
+    assert card["recipe"] == "yolo" and "best/mAP50-95" in card["validation"]
+    assert "photos like the training photos" in card["intended_use"]
+
+
+def test_a_photo_with_nothing_found_says_what_that_may_mean(client):
+    blank = cv2.imencode(".png", np.zeros((200, 300, 3), np.uint8))[1].tobytes()
+    (result,) = _upload(client, [("blank.png", blank)], conf="0.99").json()["results"]
+    assert result["total"] == 0
+    assert result["note"].startswith("Nothing was found.") and "trained on" in result["note"]
+    assert "Intended use:" in result["note"]
 
 
 def test_predict_counts_a_photo_like_the_predictor_and_stores_it(client, photos: list[Path], trained_model):
@@ -45,6 +58,7 @@ def test_predict_counts_a_photo_like_the_predictor_and_stores_it(client, photos:
     body = response.json()
     assert body["errors"] == []
     (result,) = body["results"]
+    assert result["total"] > 0 and result["note"] is None  # only an empty result carries a note
     names = list(result["counts"])
     assert len(names) == 2
     # the same detections as the Predictor on the same photo

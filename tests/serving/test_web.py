@@ -289,6 +289,8 @@ def test_history_and_model_pages(server: Server, browser: Any, shots: Path, _tra
     expect(page.locator('#model-facts dd[data-field="version"]')).to_have_text(str(model["version"]))
     expect(page.locator('#model-facts dd[data-field="alias"]')).to_have_text(model["alias"] or "—")
     assert page.locator("#metrics tbody tr").count() == len(model["metrics"])
+    expect(page.locator('#card-facts dd[data-card="intended-use"]')).to_have_text(model["card"]["intended_use"])
+    expect(page.locator('#card-facts dd[data-card="trained-on"]')).to_have_text(model["card"]["trained_on"])
     link = page.locator("#mlflow-version").get_attribute("href")
     assert link == model["mlflow_ui_url"] and link.startswith(MLFLOW_UI)
     page.screenshot(path=shots / "web-desktop-model.png", full_page=True)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)$")
-_KEY_METRIC_PREFIXES = ("best/", "eval/")
+_KEY_METRIC_PREFIXES = ("best/", "heldout/", "eval/")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,30 @@ class LoadedModel:
     @property
     def label(self) -> str:
         return self.info.label
+
+    def card(self) -> dict[str, Any]:
+        """The model card: what it was trained on, its classes, validation figures and intended use (from
+        rookery_model.json; a model logged before cards existed says so)."""
+        card = dict(self.info.meta.get("card") or {})
+        validation = {k: v for k, v in self.run_metrics.items() if k.startswith(("best/", "heldout/", "eval/"))}
+        return {
+            "trained_on": card.get("trained_on") or "not recorded (this model was logged before model cards)",
+            "classes": list(self.class_names),
+            "training_objects": card.get("training_objects") or {},
+            "recipe": card.get("recipe") or self.info.meta.get("family") or "yolo",
+            "validation": validation,
+            "intended_use": card.get("intended_use") or "not recorded",
+        }
+
+    def empty_result_note(self) -> str:
+        """What a photo with nothing found may mean, with what the model knows (the answer's `note`)."""
+        card = self.card()
+        return (
+            "Nothing was found. The photo may hold none of " + ", ".join(self.class_names) + "; or its animals "
+            "may look unlike the training photos (another ground resolution, so another size in pixels, another "
+            f"camera or habitat). This model was trained on {card['trained_on']}. Intended use: "
+            f"{card['intended_use']}"
+        )
 
     def predict(self, image_bgr: np.ndarray, **overrides: Any) -> Boxes:
         return self.predict_capped(image_bgr, **overrides)[0]
@@ -281,4 +305,5 @@ class ModelHolder:
             "tile": options.tile,
             "overlap": options.overlap,
             "imgsz": options.imgsz,
+            "card": model.card(),
         }

@@ -112,6 +112,10 @@ class Prediction(PredictionSummary):
     annotated_image: str | None = Field(
         None, description="The annotated photo as base64 JPEG, when return_image was asked for."
     )
+    note: str | None = Field(
+        None,
+        description="Set when nothing was found: what that may mean, with what the model was trained on.",
+    )
     capped: str | None = Field(
         None,
         description="Set when a detection cap was hit (per tile: ROOKERY_MAX_DETECTIONS_PER_TILE, per photo: "
@@ -136,6 +140,20 @@ class PredictionPage(BaseModel):
     per_page: int
 
 
+class ModelCard(BaseModel):
+    """What a model was trained on and what it is for (written at training, in rookery_model.json)."""
+
+    trained_on: str = Field(description="The data set: photos per split, its name and fingerprint.")
+    classes: list[str]
+    training_objects: dict[str, int] = Field(description="Objects per class in the training tiles.")
+    recipe: str = Field(description="heatmap (point counting, calibrated) or yolo (boxes).")
+    validation: dict[str, float] = Field(
+        description="The run's validation figures: best/* (validation split), heldout/* (the heatmap recipe's "
+        "calibration folds: photos it never saw), eval/* (`rookery evaluate`)."
+    )
+    intended_use: str
+
+
 class ModelDescription(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
@@ -155,6 +173,7 @@ class ModelDescription(BaseModel):
     tile: int
     overlap: int
     imgsz: int | None
+    card: ModelCard
 
 
 class ReloadResponse(BaseModel):

@@ -190,7 +190,10 @@ def _predict_one(
     counts = [int(n) for n in prediction.count_array()]
     metrics.counted(names, counts, inference_s)
     annotated_b64 = base64.b64encode(annotated).decode("ascii") if return_image and annotated else None
-    return schemas.Prediction.of(stored, run_id=model.info.run_id, annotated_image=annotated_b64, capped=capped)
+    note = model.empty_result_note() if prediction.total == 0 else None
+    return schemas.Prediction.of(
+        stored, run_id=model.info.run_id, annotated_image=annotated_b64, capped=capped, note=note
+    )
 
 
 def _annotated_jpeg(image: Any, boxes: Any, names: tuple[str, ...]) -> bytes | None:

@@ -54,7 +54,7 @@ def train_heatmap_run(params: TrainParams, settings: Settings) -> TrainResult:
     from rookery.data.manifest import Manifest
     from rookery.training.heatmap import HeatmapParams, load_heatmap_weights, save_checkpoint
     from rookery.training.recipe import RecipeParams, fit_heatmap_recipe
-    from rookery.training.trainer import TrainResult, _git_commit, _package
+    from rookery.training.trainer import TrainResult, git_commit, package_model
 
     data_dir = params.data.resolve()
     manifest = Manifest.load(data_dir)
@@ -77,7 +77,7 @@ def train_heatmap_run(params: TrainParams, settings: Settings) -> TrainResult:
                 "rookery.dataset_fingerprint": manifest.fingerprint,
                 "rookery.save_dir": str(save_dir),
                 "rookery.device": device,
-                "mlflow.source.git.commit": _git_commit() or "unknown",
+                "mlflow.source.git.commit": git_commit() or "unknown",
                 "rookery.tile": manifest.params.get("tile", ""),
                 "rookery.overlap": manifest.params.get("overlap", ""),
             }
@@ -109,7 +109,7 @@ def train_heatmap_run(params: TrainParams, settings: Settings) -> TrainResult:
         if onnx is not None:
             tracker.log_artifact(onnx, "weights")
         packaged = params.model_copy(update={"imgsz": result.canonical.tile})  # the network sees whole tiles
-        version = _package(tracker, best, onnx, manifest, packaged, settings.model_name, extra)
+        version = package_model(tracker, best, onnx, manifest, packaged, settings.model_name, extra)
     return TrainResult(tracker.run_id, save_dir, best, onnx, version, tracker.problems, metrics)
 
 

@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 MODEL_CONFIGS = re.compile(r"^(yolov8|yolov5|yolov9|yolov10|yolo11|yolo12)[nsmlx]?u?\.yaml$")
 
 
+DEFAULT_INTENDED_USE = (
+    "Counting the classes above on photos like the training photos: the same kind of camera, ground resolution "
+    "and habitat. Check its counts on a few of your own photos before relying on it."
+)
+
+
 class TrainParams(BaseModel):
     """Every training argument; all of them are logged as MLflow params."""
 
@@ -45,6 +51,7 @@ class TrainParams(BaseModel):
     recipe: Literal["heatmap", "yolo"] = "yolo"
     time: Annotated[float | None, Field(gt=0)] = None  # wall-time budget in seconds (None: epochs / the default)
     calibration_folds: Annotated[int, Field(ge=0, le=10)] = 3  # heatmap: folds that calibrate counts and intervals
+    intended_use: str | None = None  # the model card's "intended use" (None: DEFAULT_INTENDED_USE)
     model: str = "yolov8n.yaml"
     epochs: int = Field(50, ge=1)
     imgsz: int = Field(640, ge=32)
@@ -129,7 +136,7 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     import subprocess
 
     try:
@@ -261,7 +268,7 @@ def train(params: TrainParams, settings: Settings | None = None, resume_run_id: 
                 "rookery.dataset_fingerprint": manifest.fingerprint,
                 "rookery.save_dir": str(save_dir),
                 "rookery.device": _device_name(params.device),
-                "mlflow.source.git.commit": _git_commit() or "unknown",
+                "mlflow.source.git.commit": git_commit() or "unknown",
                 "rookery.tile": manifest.params.get("tile", ""),
                 "rookery.overlap": manifest.params.get("overlap", ""),
             }
@@ -293,7 +300,7 @@ def train(params: TrainParams, settings: Settings | None = None, resume_run_id: 
         onnx = _export_onnx(best, params.imgsz) if params.export_onnx else None
         if onnx is not None:
             tracker.log_artifact(onnx, "weights")
-        version = _package(tracker, best, onnx, manifest, params, settings.model_name)
+        version = package_model(tracker, best, onnx, manifest, params, settings.model_name)
         # after a DDP training the metrics were logged by the rank-0 worker process: read them back
         metrics = epochs.best or tracker.latest_metrics("best/")
     return TrainResult(tracker.run_id, save_dir, best, onnx, version, tracker.problems, metrics)
@@ -337,8 +344,10 @@ def _ultralytics_args(params: TrainParams, data_yaml: Path, save_dir: Path) -> d
             "recipe",
             "time",
             "calibration_folds",
+            "intended_use",
         }
-    )  # rot90 is rookery's own (a callback), not an Ultralytics argument; so are recipe and calibration_folds
+    )  # rot90 is rookery's own (a callback), not an Ultralytics argument; so are recipe, calibration_folds and
+    # intended_use (the model card's)
     if params.time:
         args["time"] = params.time / 3600  # Ultralytics' budget is in hours; it overrides epochs
     args.update(
@@ -377,7 +386,7 @@ def _export_onnx(best: Path, imgsz: int) -> Path | None:
         return None
 
 
-def _package(
+def package_model(
     tracker: RunTracker,
     best: Path,
     onnx: Path | None,
@@ -399,7 +408,24 @@ def _package(
             overlap=int(manifest.params.get("overlap", 64)),
             imgsz=params.imgsz,
             registered_model_name=model_name if params.register_model else None,
-            extra_meta=extra,
+            extra_meta={**(extra or {}), "card": model_card(manifest, params)},
         )
     )
     return info
+
+
+def model_card(manifest: Manifest, params: TrainParams) -> dict[str, Any]:
+    """What the model was trained on and what it is for, kept in rookery_model.json beside the weights (the
+    server's /api/v1/model and page show it; validation figures come from the run's metrics there)."""
+    photos = {split: sum(1 for p in manifest.photos if p.split == split) for split in ("train", "val", "test")}
+    objects = manifest.objects.get("train", {})
+    return {
+        "trained_on": (
+            f"{photos['train']} training photos ({photos['val']} validation, {photos['test']} test) of the data set "
+            f"{Path(params.data).name} (fingerprint {manifest.fingerprint[:12]}, built {manifest.created[:10]})"
+        ),
+        "classes": list(manifest.classes),
+        "training_objects": {c: int(objects.get(c, 0)) for c in manifest.classes},
+        "recipe": params.recipe,
+        "intended_use": params.intended_use or DEFAULT_INTENDED_USE,
+    }

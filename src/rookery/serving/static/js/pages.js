@@ -164,11 +164,34 @@
         el("a", { class: "button", href: ui + "/" }, "MLflow UI"),
       );
     }
+    renderCard(model.card);
     const metrics = Object.entries(model.metrics || {}).sort(([a], [b]) => a.localeCompare(b));
     $("#model-metrics").hidden = metrics.length === 0;
     $("#metrics tbody").replaceChildren(
       ...metrics.map(([name, value]) => el("tr", { "data-metric": name }, el("th", { scope: "row" }, name), el("td", { class: "num" }, formatNumber(value)))),
     );
+  }
+
+  // The model card: what the model was trained on and what it is for, before anyone trusts its counts.
+  function renderCard(card) {
+    if (!card) return;
+    const objects = Object.entries(card.training_objects || {}).map(([name, n]) => `${name} ${n}`).join(", ");
+    const validation = Object.entries(card.validation || {})
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, value]) => `${name} ${formatNumber(value)}`)
+      .join(" · ");
+    const facts = [
+      ["Intended use", card.intended_use],
+      ["Trained on", card.trained_on],
+      ["Classes", (card.classes || []).join(", ")],
+      ["Objects in training", objects || "—"],
+      ["Recipe", card.recipe],
+      ["Validation", validation || "—"],
+    ];
+    $("#card-facts").replaceChildren(
+      ...facts.flatMap(([term, value]) => [el("dt", {}, term), el("dd", { "data-card": term.toLowerCase().replace(/\W+/g, "-") }, value ?? "—")]),
+    );
+    $("#model-card").hidden = false;
   }
 
   Object.assign(R, { setupPredictionPage, setupHistoryPage, setupModelPage });

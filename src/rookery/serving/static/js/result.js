@@ -198,6 +198,9 @@
       $("#counts tbody").replaceChildren(...rows);
       $("#total").replaceChildren(...withInterval(prediction.total, prediction.total_interval));
       $("#interval-note").textContent = intervalNote(prediction);
+      // Nothing found: the server says what that may mean (another scale, another kind of photo than trained on).
+      $("#empty-note").hidden = !prediction.note;
+      $("#empty-note").textContent = prediction.note || "";
     }
 
     applyToggles() {
