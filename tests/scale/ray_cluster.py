@@ -25,7 +25,11 @@ PHOTOS = 30
 
 
 def ray_env(home: Path) -> dict[str, str]:
+    """Offline, and a HOME of the test's own: Ray keeps state in ~/.ray (an auth token that an earlier local
+    `ray.init()` wrote turns token authentication on for every later cluster of that user)."""
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "ROOKERY_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env["HOME"] = str(home)
+    home.mkdir(parents=True, exist_ok=True)
     env.pop("RAY_ADDRESS", None)
     return env
 
