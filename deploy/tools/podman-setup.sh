@@ -80,9 +80,15 @@ if ! podman image exists "$DEBIAN_IMAGE"; then
     trap - EXIT
 fi
 
-if ! podman image exists "$PYTHON_IMAGE"; then
+# Bumped whenever the recipe below changes, so that a host set up by an older version of this script rebuilds it.
+BASE_VERSION=2
+have_version=$(podman image inspect --format '{{index .Config.Labels "org.rookery.base-version"}}' "$PYTHON_IMAGE" \
+    2>/dev/null || true)
+if [ "$have_version" != "$BASE_VERSION" ]; then
     echo "building $PYTHON_IMAGE"
-    # What the Dockerfiles expect of python:3.11-slim-bookworm: `python` on PATH with venv and pip, CA certificates.
+    # What the Dockerfiles expect of python:3.11-slim-bookworm: `python` on PATH with venv and pip, CA certificates,
+    # and pip allowed to install into the system Python, as there (MLflow's generated Dockerfile does; Debian's
+    # EXTERNALLY-MANAGED marker would refuse it).
     # PIP_CERT: pip in a build reaches the package index through this host's TLS interception, whose CA is in the
     # host's bundle, mounted at build time (-v $CA_BUNDLE:$CA_BUNDLE:ro); on a normal network it changes nothing.
     context=$(mktemp -d)  # an empty build context: the Containerfile below copies nothing
@@ -91,8 +97,10 @@ if ! podman image exists "$PYTHON_IMAGE"; then
 FROM $DEBIAN_IMAGE
 RUN apt-get update \\
     && apt-get install -y --no-install-recommends python3 python3-venv python3-pip python-is-python3 ca-certificates \\
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \\
+    && rm -f /usr/lib/python3.11/EXTERNALLY-MANAGED
 ENV PIP_CERT=$CA_BUNDLE LANG=C.UTF-8
+LABEL org.rookery.base-version=$BASE_VERSION
 CMD ["python"]
 DOCKERFILE
     rm -rf "$context"

@@ -1,0 +1,155 @@
+"""The images, built and run for real with podman (issue 19), not only linted (test_dockerfiles.py does that).
+
+No image registry is reachable on the development and CI machines, so deploy/tools/podman-setup.sh (as root)
+installs podman and bootstraps a local Python 3.11 base (Debian bookworm), which `podman build --from` substitutes
+for the Dockerfiles' public, digest-pinned base; pip inside the build reaches the package index through the host's CA
+bundle, mounted. deploy/README.md, "Building without a registry", has the same commands.
+
+Marked `container` (not run by the default `make test`): `pytest -m container`. Skips, with the reason, where podman or
+the base image is missing, or podman is refused. Layers are cached by podman, so a second build takes seconds.
+Every container is started detached on loopback and removed by its id at the end, whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from processes import free_port
+
+pytestmark = pytest.mark.container
+
+REPO = Path(__file__).resolve().parents[2]
+SETUP = REPO / "deploy" / "tools" / "podman-setup.sh"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+SLIM_IMAGE = "localhost/rookery:serve-test"
+NETWORK_ERRORS = ("NewConnectionError", "Temporary failure in name resolution", "Network is unreachable")
+
+
+def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        pytest.fail(f"podman {' '.join(args[:3])} ... failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def base_image() -> str:
+    """The local Python base of podman-setup.sh; skips (with what to run) where podman cannot build here."""
+    if shutil.which("podman") is None:
+        pytest.skip(f"podman is not installed: run {SETUP.relative_to(REPO)} as root")
+    if os.geteuid() != 0:
+        pytest.skip("the container tests use rootful podman: run them as root")
+    info = podman("info", "--format", "{{.Host.OCIRuntime.Name}}", check=False)
+    if info.returncode != 0:
+        pytest.skip(f"podman is refused here: {info.stderr.strip()[-500:]}")
+    base = subprocess.run([str(SETUP), "--print"], capture_output=True, text=True, check=True).stdout.strip()
+    if podman("image", "exists", base, check=False).returncode != 0:
+        pytest.skip(f"the base image {base} is missing: run {SETUP.relative_to(REPO)} as root")
+    return base
+
+
+def build(dockerfile: str, tag: str, base: str, *extra: str, timeout: float = 1500) -> None:
+    """`podman build` of a Dockerfile of deploy/ from the repository, the first FROM replaced by the local base."""
+    # --format docker: the OCI format has no HEALTHCHECK, and podman would drop the Dockerfile's.
+    args = ["build", "--format", "docker", "--pull=never", "--from", base, "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
+    args += [*extra, "-f", str(REPO / "deploy" / dockerfile), "-t", tag, str(REPO)]
+    result = podman(*args, timeout=timeout, check=False)
+    if result.returncode != 0:
+        output = result.stdout + result.stderr
+        if any(e in output for e in NETWORK_ERRORS):
+            pytest.skip(f"the package index is not reachable from the build: {output[-500:]}")
+        pytest.fail(f"building {dockerfile} failed:\n{output[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def slim_image(base_image: str) -> str:
+    started = time.monotonic()
+    build("Dockerfile.serve", SLIM_IMAGE, base_image)
+    print(f"built {SLIM_IMAGE} in {time.monotonic() - started:.0f} s")
+    return SLIM_IMAGE
+
+
+@pytest.fixture
+def run_container() -> Iterator[Callable[..., tuple[str, str]]]:
+    """Start an image detached, its port 8000 published on a free loopback port; returns (container id, base URL).
+    Every container started is removed by id (with its anonymous /data volume) at the end."""
+    ids: list[str] = []
+
+    def start(image: str, *args: str, volumes: tuple[str, ...] = ()) -> tuple[str, str]:
+        port = free_port()
+        options = ["run", "-d", "-p", f"127.0.0.1:{port}:8000"]
+        for volume in volumes:
+            options += ["-v", volume]
+        cid = podman(*options, image, *args).stdout.strip()
+        ids.append(cid)
+        return cid, f"http://127.0.0.1:{port}"
+
+    yield start
+    for cid in ids:
+        podman("rm", "-f", "-v", "-t", "5", cid, check=False)
+
+
+def wait_ready(cid: str, url: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = podman("inspect", "--format", "{{.State.Status}}", cid).stdout.strip()
+        if state not in ("running", "created", "configured"):
+            pytest.fail(f"the container is {state}:\n{podman('logs', cid).stderr[-3000:]}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"not ready after {timeout:.0f} s:\n{podman('logs', cid).stderr[-3000:]}")
+
+
+def exported_model(trained_model, folder: Path) -> Path:
+    """The session model's ONNX export alone in a folder the image's user (uid 10001) can read."""
+    folder.mkdir()
+    shutil.copy2(trained_model.onnx, folder / "best.onnx")
+    folder.chmod(0o755)
+    (folder / "best.onnx").chmod(0o644)
+    return folder
+
+
+def test_slim_image_has_no_torch(slim_image: str) -> None:
+    probe = "import importlib.util as u; print([m for m in ('torch', 'ultralytics', 'onnxruntime') if u.find_spec(m)])"
+    result = podman("run", "--rm", slim_image, "python", "-c", probe)
+    assert result.stdout.strip() == "['onnxruntime']"
+    size = int(podman("image", "inspect", "--format", "{{.Size}}", slim_image).stdout)
+    print(f"{slim_image}: {size / 1e6:.0f} MB")
+
+
+def test_slim_image_serves_and_counts_a_photo(slim_image, run_container, trained_model, tmp_path: Path) -> None:
+    models = exported_model(trained_model, tmp_path / "models")
+    cid, url = run_container(
+        slim_image,
+        *("rookery", "serve", "--model", "/models/best.onnx", "--host", "0.0.0.0", "--port", "8000"),
+        volumes=(f"{models}:/models:ro",),
+    )
+    wait_ready(cid, url)
+
+    model = httpx.get(f"{url}/api/v1/model", timeout=30).json()
+    assert model["backend"] == "onnx" and model["class_names"]
+    photo = sorted(trained_model.photos.glob("*.jpg"))[0]
+    with photo.open("rb") as f:
+        r = httpx.post(f"{url}/api/v1/predict", files={"files": (photo.name, f, "image/jpeg")}, timeout=120)
+    assert r.status_code == 200, r.text
+    (result,) = r.json()["results"]
+    assert list(result["counts"]) == model["class_names"]
+    assert result["total"] == sum(result["counts"].values()) == len(result["detections"])
+
+    # The image's own HEALTHCHECK (python + urllib against /ready, as the non-root user) passes too.
+    assert podman("healthcheck", "run", cid, check=False).returncode == 0
+    user = json.loads(podman("inspect", cid).stdout)[0]["Config"]["User"]
+    assert user.split(":")[0] == "10001"
