@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,36 +58,37 @@ def base_image() -> str:
     return base
 
 
-def build(dockerfile: str, tag: str, base: str, *extra: str, timeout: float = 1500) -> None:
-    """`podman build` of a Dockerfile of deploy/ from the repository, the first FROM replaced by the local base."""
+def build(dockerfile: Path, tag: str, base: str, *extra: str, timeout: float = 1500) -> None:
+    """`podman build` of a Dockerfile from its context (the repository, for deploy/'s), the first FROM replaced by the
+    local base."""
+    context = REPO if dockerfile.parent == REPO / "deploy" else dockerfile.parent
     # --format docker: the OCI format has no HEALTHCHECK, and podman would drop the Dockerfile's.
     args = ["build", "--format", "docker", "--pull=never", "--from", base, "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
-    args += [*extra, "-f", str(REPO / "deploy" / dockerfile), "-t", tag, str(REPO)]
-    result = podman(*args, timeout=timeout, check=False)
+    result = podman(*args, *extra, "-f", str(dockerfile), "-t", tag, str(context), timeout=timeout, check=False)
     if result.returncode != 0:
         output = result.stdout + result.stderr
         if any(e in output for e in NETWORK_ERRORS):
             pytest.skip(f"the package index is not reachable from the build: {output[-500:]}")
-        pytest.fail(f"building {dockerfile} failed:\n{output[-4000:]}")
+        pytest.fail(f"building {dockerfile.name} failed:\n{output[-4000:]}")
 
 
 @pytest.fixture(scope="module")
 def slim_image(base_image: str) -> str:
     started = time.monotonic()
-    build("Dockerfile.serve", SLIM_IMAGE, base_image)
+    build(REPO / "deploy" / "Dockerfile.serve", SLIM_IMAGE, base_image)
     print(f"built {SLIM_IMAGE} in {time.monotonic() - started:.0f} s")
     return SLIM_IMAGE
 
 
 @pytest.fixture
 def run_container() -> Iterator[Callable[..., tuple[str, str]]]:
-    """Start an image detached, its port 8000 published on a free loopback port; returns (container id, base URL).
+    """Start an image detached, its port (8000) published on a free loopback port; returns (container id, base URL).
     Every container started is removed by id (with its anonymous /data volume) at the end."""
     ids: list[str] = []
 
-    def start(image: str, *args: str, volumes: tuple[str, ...] = ()) -> tuple[str, str]:
+    def start(image: str, *args: str, volumes: tuple[str, ...] = (), port_inside: int = 8000) -> tuple[str, str]:
         port = free_port()
-        options = ["run", "-d", "-p", f"127.0.0.1:{port}:8000"]
+        options = ["run", "-d", "-p", f"127.0.0.1:{port}:{port_inside}"]
         for volume in volumes:
             options += ["-v", volume]
         cid = podman(*options, image, *args).stdout.strip()
@@ -153,3 +155,74 @@ def test_slim_image_serves_and_counts_a_photo(slim_image, run_container, trained
     assert podman("healthcheck", "run", cid, check=False).returncode == 0
     user = json.loads(podman("inspect", cid).stdout)[0]["Config"]["User"]
     assert user.split(":")[0] == "10001"
+
+
+def _count_one_photo_with_invocations(url: str, trained_model) -> list[dict]:
+    import base64
+
+    photo = sorted(trained_model.photos.glob("*.jpg"))[0]
+    request = {"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(photo.read_bytes()).decode()]]}}
+    r = httpx.post(f"{url}/invocations", json=request, timeout=300)
+    assert r.status_code == 200, r.text
+    return r.json()["predictions"]
+
+
+@pytest.mark.slow
+def test_full_image_serves_a_pytorch_checkpoint(base_image, run_container, trained_model, tmp_path: Path) -> None:
+    """deploy/Dockerfile (torch, Ultralytics, full MLflow: serves .pt and trains). Slow: torch is ~1-5 GB.
+    ROOKERY_TORCH_INDEX_URL overrides the Dockerfile's PyTorch CPU index where that is not reachable (here:
+    https://pypi.org/simple, whose torch is the CUDA build: a larger image that runs on the CPU too)."""
+    extra = []
+    if os.environ.get("ROOKERY_TORCH_INDEX_URL"):
+        extra = ["--build-arg", f"TORCH_INDEX_URL={os.environ['ROOKERY_TORCH_INDEX_URL']}"]
+    build(REPO / "deploy" / "Dockerfile", "localhost/rookery:cpu-test", base_image, *extra, timeout=3000)
+    models = tmp_path / "models"
+    models.mkdir(mode=0o755)
+    shutil.copy2(trained_model.best, models / "best.pt")  # no .onnx beside it: torch must run it
+    (models / "best.pt").chmod(0o644)
+    cid, url = run_container(
+        "localhost/rookery:cpu-test",
+        *("rookery", "serve", "--model", "/models/best.pt", "--host", "0.0.0.0", "--port", "8000"),
+        volumes=(f"{models}:/models:ro",),
+    )
+    wait_ready(cid, url, timeout=400)
+    assert httpx.get(f"{url}/api/v1/model", timeout=30).json()["backend"] == "torch"
+    predictions = _count_one_photo_with_invocations(url, trained_model)
+    assert all(set(p) >= {"class", "score", "x1", "y1", "x2", "y2"} for p in predictions)
+
+
+@pytest.mark.slow
+def test_mlflow_build_docker_image_of_the_registered_model(base_image, run_container, trained_model, tmp_path):
+    """MLflow's own path, `mlflow models build-docker -m models:/rookery@champion`, is `generate-dockerfile` and a
+    `docker build`; here the build is podman's, with the same base substitution (MLflow's FROM python:3.11.X-slim is
+    the first FROM). The image installs the logged model's requirements (full MLflow, torch, Ultralytics) and serves
+    MLflow's scoring server on port 8080. Slow: several GB."""
+    context = tmp_path / "mlflow-docker"
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": trained_model.tracking_uri}
+    env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    subprocess.run(
+        [str(mlflow_cli), "models", "generate-dockerfile", "-m", "models:/rookery@champion", "-d", str(context)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    first_from = next(line for line in (context / "Dockerfile").read_text().splitlines() if line.startswith("FROM"))
+    assert first_from.startswith("FROM python:3.11")  # what --from replaces
+    build(context / "Dockerfile", "localhost/rookery-mlflow:test", base_image, timeout=3000)
+
+    cid, url = run_container("localhost/rookery-mlflow:test", port_inside=8080)
+    deadline = time.monotonic() + 300
+    while True:  # MLflow's scoring server answers /ping once the model is loaded
+        try:
+            if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        running = podman("inspect", "--format", "{{.State.Running}}", cid).stdout.strip() == "true"
+        if not running or time.monotonic() > deadline:
+            pytest.fail(f"MLflow's server did not answer /ping:\n{podman('logs', cid).stderr[-3000:]}")
+        time.sleep(1)
+    predictions = _count_one_photo_with_invocations(url, trained_model)
+    assert all(set(p) >= {"class", "score", "x1", "y1", "x2", "y2"} for p in predictions)
