@@ -147,6 +147,13 @@ def run(args: argparse.Namespace, work: Path) -> float:
     timed("rookery, seam merge on the CPU (merge.py)", rookery_method(merge_on="cpu"), stream, repeats)
     timed("rookery, decode OpenCV only (8 threads)", rookery_method(decode="cpu", _workers=8, decode_batch=1), stream,
           repeats)  # fmt: skip
+    # nvJPEG decodes on the SMs that run the network (decode + forward times add up): CPU threads decoding the
+    # photos nvJPEG is too busy for move that work off the GPU.
+    cores = os.cpu_count() or 1
+    for workers, group in ((cores - 2, 4), (cores - 2, 2), (cores - 4, 2)):
+        if workers >= 2:
+            timed(f"rookery, decode auto (nvJPEG, else OpenCV; {workers} threads, {group} per call)",
+                  rookery_method(decode="auto", _workers=workers, decode_batch=group), stream, repeats)  # fmt: skip
     ultra = ultralytics_method(pt, args)
     timed(f"Ultralytics predict (fp16, batch {args.batch}, no merge)", ultra, stream[: max(4, args.photos // 4)], 1)
     try:

@@ -93,10 +93,9 @@ def main(argv: list[str] | None = None) -> tuple[float, float, float]:
         env.pop("ROOKERY_TRACKING_URI", None)
         # The store's tables are created once per store, not per training (several seconds for SQLite):
         # create them before timing, as a user's store already exists from the second training on.
-        init = (  # the MLflow wing moves (issue 18): its client set-up from either home
+        init = (
             "import mlflow; from rookery.config import get_settings as s\n"
-            "try:\n    from rookery.packaging.client import configure_client as c\n"
-            "except ImportError:\n    from rookery.training.tracking import configure_client as c\n"
+            "from rookery.packaging.client import configure_client as c\n"
             "c(s().tracking_uri); mlflow.search_experiments()"
         )
         subprocess.run([sys.executable, "-c", init], env=env, check=True, capture_output=True)

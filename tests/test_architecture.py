@@ -81,6 +81,17 @@ def test_only_the_mlflow_wing_imports_mlflow():
     assert not wrong, "mlflow is imported outside rookery.packaging:\n" + "\n".join(wrong)
 
 
+def test_no_private_name_is_shared_across_modules():
+    """A name with a leading underscore is its module's own: another module that needs it gets a public name."""
+    wrong = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rookery"):
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                wrong += [f"{path.relative_to(SRC)}:{node.lineno} imports {node.module}.{name}" for name in private]
+    assert not wrong, "private names used across modules:\n" + "\n".join(wrong)
+
+
 def test_import_rookery_loads_no_heavy_framework():
     code = (
         "import sys, rookery, rookery.types, rookery.config, rookery.errors; "

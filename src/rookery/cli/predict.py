@@ -46,7 +46,11 @@ def predict(
         typer.Option(help="Folder of ignore masks named like the photos (255 = count here, 0 = ignore)."),
     ] = None,
     backend: Annotated[
-        str, typer.Option(help="auto (PyTorch on a GPU, else ONNX Runtime on the CPU), onnx or torch.")
+        str,
+        typer.Option(
+            help="auto (PyTorch on a GPU; on the CPU OpenVINO when installed, else ONNX Runtime), onnx, openvino or "
+            "torch."
+        ),
     ] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     merge: Annotated[str, typer.Option(help="How tile results are merged across seams: nms or greedy.")] = "nms",

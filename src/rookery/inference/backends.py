@@ -72,7 +72,7 @@ class OnnxBackend:
             raise InputError(f"{path.name} is not a readable ONNX model ({type(e).__name__})") from e
         self.device = device
         meta = self.session.get_modelmeta().custom_metadata_map
-        self.class_names = _names_from_metadata(path, meta.get("names"))
+        self.class_names = names_from_metadata(path, meta.get("names"))
         if meta.get("end2end", "False") == "True":
             raise InputError(f"{path.name} has an end-to-end (NMS-free) head, which rookery does not decode yet")
         self.stride = int(meta.get("stride", 32))
@@ -98,7 +98,7 @@ class OnnxBackend:
         return np.asarray(out, dtype=np.float32)
 
 
-def _names_from_metadata(path: Path, names: str | None) -> tuple[str, ...]:
+def names_from_metadata(path: Path, names: str | None) -> tuple[str, ...]:
     """Class names from the `names` metadata Ultralytics writes: the repr of {0: 'a', 1: 'b', ...}."""
     if not names:
         raise InputError(
@@ -145,7 +145,7 @@ class TorchBackend:
     @classmethod
     def from_checkpoint(cls, path: Path, device: str = "cpu") -> TorchBackend:
         """Load an Ultralytics checkpoint: its EMA (or plain) model, in float32, fused, in eval mode."""
-        torch = _import_torch_stack()
+        torch = import_torch_stack()
         ckpt = safe_torch_load(path)
         model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
         if not isinstance(model, torch.nn.Module):
@@ -233,7 +233,7 @@ def _allowed_global(name: str) -> Any:
     return obj if isinstance(obj, type) and issubclass(obj, torch.nn.Module) else None
 
 
-def _import_torch_stack() -> Any:
+def import_torch_stack() -> Any:
     from rookery.offline import ensure_offline
 
     ensure_offline()  # before ultralytics is imported: no online checks, no downloads

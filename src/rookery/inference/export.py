@@ -21,9 +21,9 @@ def export_onnx(weights: Path, imgsz: int = 640, dynamic: bool = True, raw_input
     weights = Path(weights)
     if not weights.is_file():
         raise InputError(f"model weights {weights} do not exist")
-    from rookery.inference.backends import _import_torch_stack
+    from rookery.inference.backends import import_torch_stack
 
-    _import_torch_stack()
+    import_torch_stack()
     from ultralytics import YOLO
 
     try:

@@ -74,7 +74,9 @@ def build_predictor(
         given["imgsz"] = max(1, round(given["tile"] * info.imgsz / info.tile))
     # Validates every option (a ConfigError naming the bad one) before the network is loaded.
     opts = PredictOptions().with_overrides(**{**packaged, **given})
-    weights = info.onnx if backend == "onnx" and info.onnx is not None else info.weights
+    # The ONNX export for the backends that run it; "auto" takes the .pt and open_backend finds the export beside
+    # it (a logged model keeps both in artifacts/): torch on a GPU, OpenVINO or ONNX Runtime on the CPU.
+    weights = info.onnx if backend in ("onnx", "openvino") and info.onnx is not None else info.weights
     predictor = predictor_from_meta(weights, info.meta, backend, device, opts, conf_given="conf" in given)
     names = predictor.class_names
     if info.class_names and tuple(info.class_names) != tuple(names):

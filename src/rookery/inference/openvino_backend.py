@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rookery.errors import ConfigError, InputError, MissingExtraError
-from rookery.inference.backends import _names_from_metadata
+from rookery.inference.backends import names_from_metadata
 from rookery.inference.decode import PAD_VALUE
 
 Precision = Literal["f32", "bf16"]
@@ -80,7 +80,7 @@ class OpenVinoBackend:
         self.streams = streams
         self.threads = threads
         meta = _framework_info(self._model)
-        self.class_names = _names_from_metadata(self.path, meta.get("names"))
+        self.class_names = names_from_metadata(self.path, meta.get("names"))
         if meta.get("end2end", "False") == "True":
             raise InputError(f"{self.path.name} has an end-to-end (NMS-free) head, which rookery does not decode yet")
         self.stride = int(meta.get("stride", 32))

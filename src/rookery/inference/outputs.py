@@ -27,6 +27,12 @@ from rookery.types import Prediction
 DETECTION_COLUMNS = ("image", "class", "score", "x1", "y1", "x2", "y2")
 
 
+def counts_header(class_names: Sequence[str]) -> list[str]:
+    """The columns of counts.csv: image, the classes, total, then each one's interval ends <class>_lo, <class>_hi."""
+    names = list(class_names)
+    return ["image", *names, "total", *(f"{c}_{end}" for c in (*names, "total") for end in ("lo", "hi"))]
+
+
 class PredictionWriter:
     """Appends each photo's counts and detections; `done` holds the photos counted (by earlier runs too)."""
 
@@ -41,8 +47,7 @@ class PredictionWriter:
         self.out.mkdir(parents=True, exist_ok=True)
         self.done: dict[str, np.ndarray] = {}  # image -> counts per class
         self.intervals: dict[str, np.ndarray] = {}  # image -> (classes, 2) low and high end of the 90 % interval
-        self.header = ["image", *self.class_names, "total"]
-        self.header += [f"{c}_{end}" for c in (*self.class_names, "total") for end in ("lo", "hi")]
+        self.header = counts_header(self.class_names)
         if resume and self.counts_path.is_file():
             self._load_done()
         else:

@@ -68,6 +68,11 @@ class Predictor:
             self._engine = GpuEngine(backend, cap=cap)
         return self._engine
 
+    @property
+    def takes_bytes(self) -> bool:
+        """True when encoded photo bytes are the best input: the GPU engine decodes JPEGs itself (nvJPEG)."""
+        return self._gpu() is not None
+
     def _run(
         self, options: PredictOptions, items: Iterable[tuple[Any, MaskInput, str]], per_class: bool = True
     ) -> Iterator[tuple[int, Any]]:

@@ -93,7 +93,7 @@ class PhotoCounter:
         self.model = model
         self.annotate = annotate
         # The GPU engine decodes JPEG bytes itself (nvJPEG); the CPU pipeline takes decoded arrays.
-        self.takes_bytes = self.predictor._gpu() is not None
+        self.takes_bytes = self.predictor.takes_bytes
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:
         import pyarrow as pa

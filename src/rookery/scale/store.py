@@ -31,18 +31,13 @@ from typing import Any
 import numpy as np
 
 from rookery.errors import InputError
+from rookery.inference.outputs import counts_header
 
 # detections.csv/.json (the local formats) hold every detection in memory while they are written
 # (outputs.PredictionWriter builds the JSON at once); past this many photos only the Parquet files hold them.
 CSV_MAX_PHOTOS = 20_000
 
 DETECTION_FIELDS = ("key", "image", "class", "class_id", "score", "x", "y", "x1", "y1", "x2", "y2")
-
-
-def counts_columns(class_names: Sequence[str]) -> list[str]:
-    """The columns of counts.csv, as outputs.PredictionWriter writes them (a test holds the two equal)."""
-    names = list(class_names)
-    return ["image", *names, "total", *(f"{c}_{end}" for c in (*names, "total") for end in ("lo", "hi"))]
 
 
 @dataclass(frozen=True)
@@ -98,7 +93,7 @@ class PartStore:
         bad = [i for i, err in enumerate(batch["error"]) if err]
         nc = len(self.class_names)
         det: dict[str, list[Any]] = {k: [] for k in DETECTION_FIELDS}
-        counts: dict[str, list[Any]] = {c: [] for c in counts_columns(self.class_names)}
+        counts: dict[str, list[Any]] = {c: [] for c in counts_header(self.class_names)}
         extra: dict[str, list[Any]] = {k: [] for k in ("key", "path", "bytes", "model", "interval_level", "calibrated")}
         for i in ok:
             cls = np.asarray(batch["det_cls"][i], dtype=np.int64)
@@ -171,7 +166,7 @@ class PartStore:
         if small:
             self._write_local_files(counts, model_uri)
         else:
-            _atomic_csv(counts.select(counts_columns(self.class_names)), self.out / "counts.csv")
+            _atomic_csv(counts.select(counts_header(self.class_names)), self.out / "counts.csv")
         animals = np.array([pc.sum(counts.column(c)).as_py() or 0 for c in self.class_names], dtype=np.int64)
         return Consolidated(counts.num_rows, animals, errors.num_rows, small)
 
@@ -250,7 +245,7 @@ def _lookup(keys: Any, mapping: dict[str, str]) -> Any:
 def _counts_schema(class_names: Sequence[str]) -> Any:
     import pyarrow as pa
 
-    fields = [pa.field("image", pa.string())] + [pa.field(c, pa.int64()) for c in counts_columns(class_names)[1:]]
+    fields = [pa.field("image", pa.string())] + [pa.field(c, pa.int64()) for c in counts_header(class_names)[1:]]
     fields += [pa.field("key", pa.string()), pa.field("path", pa.string()), pa.field("bytes", pa.int64())]
     fields += [pa.field("model", pa.string()), pa.field("interval_level", pa.float64())]
     return pa.schema([*fields, pa.field("calibrated", pa.bool_())])
