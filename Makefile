@@ -24,7 +24,7 @@ PIP_COMPILE := $(BIN)/pip-compile --quiet --allow-unsafe --strip-extras --no-emi
 DROP_SELF := sed -i -e '/^\# WARNING: pip install will require the following package to be hashed/d' \
 	-e '/^\# Consider using a hashable URL/d' -e '/^rookery @ file:/,/^    \# via /d'
 
-.PHONY: install demo serve test test-slow lint format bench clean browser docs lock lock-check
+.PHONY: install demo serve test test-slow test-containers test-containers-slow lint format bench clean browser docs lock lock-check
 
 install: $(STAMP)
 
@@ -69,13 +69,24 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-slow: $(STAMP) browser
-	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "slow and not container" $(PYTEST_ARGS)
+
+# Real container images (podman, as root; tests/deploy/test_images.py): the slim serving image, built and run on
+# loopback (CI runs this one); test-containers-slow also builds the full training image and MLflow's own
+# generated image (10-15 min each; torch's CPU index is out of reach here, so PyPI's CUDA build is taken).
+test-containers: $(STAMP)
+	bash deploy/tools/podman-setup.sh
+	$(BIN)/python -m pytest -m "container and not slow" $(PYTEST_ARGS)
+
+test-containers-slow: $(STAMP)
+	bash deploy/tools/podman-setup.sh
+	ROOKERY_TORCH_INDEX_URL=https://pypi.org/simple $(BIN)/python -m pytest -m "container and slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench docs
 	$(BIN)/ruff format --check src tests bench docs
 	$(BIN)/mypy
-	$(BIN)/hadolint deploy/Dockerfile deploy/Dockerfile.gpu
+	$(BIN)/hadolint deploy/Dockerfile deploy/Dockerfile.gpu deploy/Dockerfile.serve
 	$(BIN)/actionlint .github/workflows/*.yml
 	$(BIN)/shellcheck deploy/deploy.sh $(wildcard deploy/tools/*.sh)
 
@@ -89,7 +100,9 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench,openvino]'   # the peers the benches run (SAHI); not in the lock
 	$(BIN)/python bench/data_build.py --quick
+	$(BIN)/python bench/sliced_inference.py --quick
 	$(BIN)/python bench/tracking_overhead.py --quick
 	$(BIN)/python bench/serving.py --quick
 	$(BIN)/python bench/gpu_throughput.py --quick   # exits 0 with a message without CUDA
