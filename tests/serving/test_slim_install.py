@@ -180,3 +180,21 @@ def test_a_pytorch_checkpoint_without_torch_is_refused_naming_the_extra(slim_ven
     output = " ".join((result.stdout + result.stderr).split())
     assert "best.pt is a PyTorch checkpoint and torch is not installed" in output
     assert "pip install 'rookery[serve,train]'" in output
+
+
+def _site_packages_bytes(venv: Path) -> int:
+    (site,) = venv.glob("lib/python3*/site-packages")
+    return sum(p.stat().st_size for p in site.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def test_install_sizes_slim_serve_vs_all(slim_venv: Path) -> None:
+    """The sizes the README's Install note gives, measured again in CI: `.[serve]` in its fresh venv and the
+    development venv this suite runs in (`.[all,dev]` from the lock). Printed past pytest's capture, into the log."""
+    slim = _site_packages_bytes(slim_venv)
+    full = _site_packages_bytes(Path(sys.prefix))
+    print(
+        f"\ninstall sizes (site-packages): .[serve] {slim / 1e9:.2f} GB, .[all,dev] {full / 1e9:.2f} GB",
+        file=sys.__stdout__,
+    )
+    assert slim < 1.5e9, f".[serve] takes {slim / 1e9:.2f} GB: something heavy came back into the slim extra"
+    assert full > 3 * slim  # torch's stack is what the slim install leaves out
