@@ -91,3 +91,14 @@ class CountingBackend(TorchBackend):
     def run(self, prepared: Any) -> np.ndarray:
         self.calls.append(tuple(prepared.shape))
         return super().run(prepared)
+
+
+def squares_on_grey(width: int, height: int, seed: int = 1) -> np.ndarray:
+    """Light and dark squares on grey, like the tiny model's training images."""
+    rng = np.random.default_rng(seed)
+    photo = rng.integers(90, 130, size=(height, width, 3), dtype=np.uint8)
+    for i in range(width * height // 2500):
+        s = int(rng.integers(14, 24))
+        x, y = int(rng.integers(0, width - s)), int(rng.integers(0, height - s))
+        photo[y : y + s, x : x + s] = (235, 235, 235) if i % 2 else (20, 20, 60)
+    return photo

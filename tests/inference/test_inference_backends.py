@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from inference_fakes import squares_on_grey
 
 from rookery.data.tiling import tile_grid
 from rookery.errors import ConfigError, InputError
@@ -15,17 +16,6 @@ from rookery.inference import OnnxBackend, Predictor, TorchBackend
 from rookery.inference.backends import cuda_available
 from rookery.inference.decode import decode, stack_tiles
 from rookery.types import Boxes
-
-
-def _photo(width: int, height: int, seed: int = 1) -> np.ndarray:
-    """Light and dark squares on grey, like the tiny model's training images."""
-    rng = np.random.default_rng(seed)
-    photo = rng.integers(90, 130, size=(height, width, 3), dtype=np.uint8)
-    for i in range(width * height // 2500):
-        s = int(rng.integers(14, 24))
-        x, y = int(rng.integers(0, width - s)), int(rng.integers(0, height - s))
-        photo[y : y + s, x : x + s] = (235, 235, 235) if i % 2 else (20, 20, 60)
-    return photo
 
 
 def _assert_same(a: Boxes, b: Boxes, box_tol: float = 1e-2, score_tol: float = 1e-3) -> None:
@@ -45,7 +35,7 @@ def test_onnx_class_names_come_from_ultralytics_metadata(tiny_model) -> None:
 
 
 def test_raw_outputs_of_torch_and_onnx_agree_anchor_by_anchor(tiny_model) -> None:
-    photo = _photo(200, 150)
+    photo = squares_on_grey(200, 150)
     tiles = tile_grid(200, 150, 64, 16)
     batch = stack_tiles([t.crop(photo) for t in tiles], (64, 64))
     torch_backend = TorchBackend.from_checkpoint(tiny_model.pt)
@@ -62,7 +52,7 @@ def test_torch_and_onnx_give_the_same_detections(tiny_model, merge: str) -> None
     # After one epoch the head is still close to its initialisation: its boxes are wider than a 64 px tile
     # and clipped to it, and scores sit near its prior (~0.006). A low conf keeps them.
     options = {"tile": 64, "overlap": 16, "conf": 0.001, "batch": 8, "merge": merge}
-    photo = _photo(300, 200)
+    photo = squares_on_grey(300, 200)
     on_torch = Predictor.from_path(tiny_model.pt, backend="torch", **options).predict(photo)
     on_onnx = Predictor.from_path(tiny_model.onnx, backend="onnx", **options).predict(photo)
     assert len(on_torch) > 0
@@ -96,7 +86,7 @@ def test_decode_matches_ultralytics_nms_on_raw_output() -> None:
 def test_a_small_photo_matches_ultralytics_predict(tiny_model) -> None:
     from ultralytics import YOLO
 
-    photo = _photo(64, 64, seed=3)
+    photo = squares_on_grey(64, 64, seed=3)
     ours = Predictor.from_path(tiny_model.pt, backend="torch", conf=0.001).predict(photo)
     result = YOLO(str(tiny_model.pt)).predict(photo, imgsz=64, conf=0.001, iou=0.5, max_det=10_000, verbose=False)
     ref = result[0].boxes
@@ -134,7 +124,7 @@ def test_an_onnx_model_of_fixed_size_runs_tile_by_tile(tiny_model, tmp_path: Pat
     options = {"tile": 64, "overlap": 16, "conf": 0.001}
     predictor = Predictor.from_path(fixed, **options)
     assert (predictor.backend.max_batch, predictor.backend.input_size) == (1, (64, 64))
-    photo = _photo(150, 100)
+    photo = squares_on_grey(150, 100)
     _assert_same(predictor.predict(photo), Predictor.from_path(tiny_model.onnx, **options).predict(photo))
     with pytest.raises(ConfigError, match="takes only 64x64 inputs"):
         predictor.predict(photo, tile=128)
@@ -208,7 +198,7 @@ def test_torch_on_cuda_matches_the_cpu(tiny_model) -> None:
     if not cuda_available():
         pytest.skip("needs a CUDA GPU")
     options = {"tile": 64, "overlap": 16, "conf": 0.001}
-    photo = _photo(300, 200)
+    photo = squares_on_grey(300, 200)
     on_gpu = Predictor.from_path(tiny_model.pt, device="auto", **options)
     on_gpu.gpu_engine = False  # the plain torch backend on CUDA; the GPU engine has its own tests (test_gpu.py)
     assert (on_gpu.backend_name, on_gpu.device) == ("torch", "cuda:0")
@@ -229,5 +219,5 @@ def test_a_plain_ultralytics_export_with_float_input_gives_the_same_detections(t
     float_input = Predictor.from_path(plain, backend="onnx", **options)
     raw_input = Predictor.from_path(tiny_model.onnx, backend="onnx", **options)
     assert (float_input.backend.raw_input, raw_input.backend.raw_input) == (False, True)
-    photo = _photo(150, 100)
+    photo = squares_on_grey(150, 100)
     _assert_same(float_input.predict(photo), raw_input.predict(photo))

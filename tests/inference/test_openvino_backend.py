@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from inference_fakes import squares_on_grey
 
 from rookery.data.tiling import tile_grid
 from rookery.errors import ConfigError
@@ -21,17 +22,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _photo(width: int, height: int, seed: int = 1) -> np.ndarray:
-    """Light and dark squares on grey, like the tiny model's training images."""
-    rng = np.random.default_rng(seed)
-    photo = rng.integers(90, 130, size=(height, width, 3), dtype=np.uint8)
-    for i in range(width * height // 2500):
-        s = int(rng.integers(14, 24))
-        x, y = int(rng.integers(0, width - s)), int(rng.integers(0, height - s))
-        photo[y : y + s, x : x + s] = (235, 235, 235) if i % 2 else (20, 20, 60)
-    return photo
-
-
 def _sorted(boxes):
     order = np.lexsort((boxes.xyxy[:, 1], boxes.xyxy[:, 0], boxes.cls))
     return boxes.xyxy[order], boxes.cls[order], boxes.score[order]
@@ -39,7 +29,7 @@ def _sorted(boxes):
 
 @pytest.mark.parametrize("streams", [1, 2])  # one request on every core; the batch split over two requests
 def test_raw_output_matches_onnx_runtime_anchor_by_anchor(tiny_model, streams: int) -> None:
-    photo = _photo(200, 150)
+    photo = squares_on_grey(200, 150)
     tiles = tile_grid(200, 150, 64, 16)
     batch = stack_tiles([t.crop(photo) for t in tiles], (64, 64))  # 12 tiles: 6 per stream
     ov = OpenVinoBackend(tiny_model.onnx, streams=streams)
@@ -54,7 +44,7 @@ def test_raw_output_matches_onnx_runtime_anchor_by_anchor(tiny_model, streams: i
 def test_a_smaller_batch_is_letterboxed_into_the_compiled_shape(tiny_model) -> None:
     ov = OpenVinoBackend(tiny_model.onnx, streams=2)
     ort = OnnxBackend(tiny_model.onnx)
-    photo = _photo(200, 150, seed=2)
+    photo = squares_on_grey(200, 150, seed=2)
     full = stack_tiles([t.crop(photo) for t in tile_grid(200, 150, 64, 16)[:8]], (64, 64))
     ov.run(ov.prepare(full))
     assert ov._shape == (8, 64, 64)
@@ -71,7 +61,7 @@ def test_a_smaller_batch_is_letterboxed_into_the_compiled_shape(tiny_model) -> N
 def test_openvino_and_onnx_runtime_give_the_same_detections(tiny_model, merge: str) -> None:
     # conf 0.001: after one epoch the scores sit near the head's prior (see conftest.py)
     options = {"tile": 64, "overlap": 16, "conf": 0.001, "batch": 8, "merge": merge}
-    photos = [_photo(300, 200), _photo(130, 70, seed=4)]  # 28 tiles, then 6: a last batch of 2 rows
+    photos = [squares_on_grey(300, 200), squares_on_grey(130, 70, seed=4)]  # 28 tiles, then 6: a last batch of 2 rows
     ov = Predictor.from_path(tiny_model.onnx, backend="openvino", **options)
     ort = Predictor.from_path(tiny_model.onnx, backend="onnx", **options)
     assert ov.backend_name == "openvino" and ov.class_names == tiny_model.names
@@ -96,14 +86,14 @@ def test_int8_model_from_nncf_loads_and_counts(tiny_model, tmp_path: Path) -> No
     pytest.importorskip("nncf", reason="nncf is not installed (pip install nncf)")
     from rookery.inference.quantize import quantize_openvino
 
-    photos = [_photo(300, 200, seed=s) for s in range(3)]
+    photos = [squares_on_grey(300, 200, seed=s) for s in range(3)]
     xml = quantize_openvino(tiny_model.onnx, photos, tmp_path / "tiny.int8.xml", tile=64, overlap=16, tiles=24)
     assert xml.is_file() and xml.with_suffix(".bin").is_file()
     int8 = Predictor.from_path(xml, tile=64, overlap=16, conf=0.001)
     assert int8.backend_name == "openvino" and int8.backend.quantized
     assert int8.class_names == tiny_model.names  # the export's metadata travels into the IR
     ref = Predictor.from_path(tiny_model.onnx, backend="onnx", tile=64, overlap=16, conf=0.001)
-    photo = _photo(300, 200, seed=9)
+    photo = squares_on_grey(300, 200, seed=9)
     raw_ref = ref.backend.run(ref.backend.prepare(stack_tiles([photo[:64, :64]], (64, 64))))
     raw_int8 = int8.backend.run(int8.backend.prepare(stack_tiles([photo[:64, :64]], (64, 64))))
     # int8 moves values, not the meaning: scores stay within a few hundredths of the float model's
