@@ -66,7 +66,7 @@ def predict(
             help="Count on Ray instead of in this process: 'ray' (a local Ray started here, or RAY_ADDRESS), "
             "'auto' (the cluster this machine belongs to), ray://HOST:PORT or HOST:PORT. Same outputs plus "
             "counts.parquet, detections.parquet and errors.csv; a rerun skips photos already counted (no "
-            "--resume needed). Needs pip install 'rookery[ray]'; see docs/scaling.md."
+            "--resume needed). Needs pip install 'rookery\\[ray]'; see docs/scaling.md."
         ),
     ] = None,
 ) -> None:
