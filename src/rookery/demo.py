@@ -267,7 +267,8 @@ def _find_dots(survey: Path, found: Path, params: DemoParams) -> list[str]:
 
 def _build(survey: Path, found: Path, dataset: Path, params: DemoParams) -> None:
     from rookery.data.classes import Classes
-    from rookery.data.dataset import BuildParams, build_dataset
+    from rookery.data.dataset import build_dataset
+    from rookery.data.photo_tiles import BuildParams
 
     shutil.rmtree(dataset, ignore_errors=True)
     build = BuildParams(split=params.split, seed=params.seed, tile=params.tile, overlap=params.overlap)

@@ -8,6 +8,7 @@ Class identity is an index into a `Classes` list (see data/classes.py); names ap
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -81,7 +82,7 @@ class Boxes:
         return Boxes(self.xyxy[keep], self.cls[keep], None if self.score is None else self.score[keep])
 
     def centers(self) -> np.ndarray:
-        return (self.xyxy[:, :2] + self.xyxy[:, 2:]) / 2.0
+        return cast(np.ndarray, (self.xyxy[:, :2] + self.xyxy[:, 2:]) / 2.0)
 
     def __eq__(self, other: object) -> bool:  # by value (the generated one would compare arrays ambiguously)
         if not isinstance(other, Boxes):

@@ -66,8 +66,9 @@ def build(
     from rich.table import Table
 
     from rookery.data.classes import Classes
-    from rookery.data.dataset import BuildParams, build_dataset
+    from rookery.data.dataset import build_dataset
     from rookery.data.manifest import SPLITS
+    from rookery.data.photo_tiles import BuildParams
     from rookery.logs import console
 
     try:

@@ -9,6 +9,7 @@ rookery's pixel-centre coordinates (centre of the top-left pixel = (0, 0)).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -66,7 +67,7 @@ def nearest_neighbour_distances(xy: np.ndarray) -> np.ndarray:
     if len(unique) < 2:
         return np.full(len(xy), np.inf)
     d, _ = cKDTree(unique).query(unique, k=2)
-    return d[:, 1][back.reshape(-1)]
+    return cast(np.ndarray, d[:, 1][back.reshape(-1)])
 
 
 def estimate_box_sizes(labels: Iterable[ImageLabels], classes: Classes) -> list[float]:

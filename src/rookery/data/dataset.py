@@ -36,7 +36,8 @@ from rookery.data.manifest import (
     fingerprint,
     is_dataset,
 )
-from rookery.data.photo_tiles import BuildParams, PhotoJob, PhotoResult, input_digests, process_photo
+from rookery.data.photo_tiles import BuildParams as BuildParams  # re-exported: callers build with it
+from rookery.data.photo_tiles import PhotoJob, PhotoResult, input_digests, process_photo
 from rookery.data.points_csv import read_points_csv
 from rookery.data.scale import frame_px_of, photo_scales, scale_labels
 from rookery.errors import InputError

@@ -14,7 +14,9 @@ cost seconds on a 16 MP photo.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -281,7 +283,8 @@ def find_blobs(
     n = len(units)
     area = np.bincount(inv, minlength=n).astype(np.float64)
     safe = np.maximum(area, 1)
-    mean = lambda v: np.bincount(inv, v, n) / safe  # noqa: E731 - per-blob mean of a pixel value
+    # per-blob mean of a pixel value
+    mean: Callable[[np.ndarray], np.ndarray] = lambda v: np.bincount(inv, v, n) / safe  # noqa: E731
     mx, my = mean(xs), mean(ys)
     dx, dy = xs - mx[inv], ys - my[inv]
     # Second moments of a pixel grid: add 1/12 so that a single pixel has a non-zero size.
@@ -338,7 +341,7 @@ def _split_touching(blobs: Blobs, idx: np.ndarray, num_classes: int) -> tuple[np
 def _kmeans(pixels: np.ndarray, n: int) -> np.ndarray:
     data = pixels.astype(np.float32)
     if len(data) < n:
-        return data.mean(axis=0, keepdims=True).repeat(n, axis=0).astype(np.float64)
+        return cast(np.ndarray, data.mean(axis=0, keepdims=True).repeat(n, axis=0).astype(np.float64))
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.01)
     cv2.setRNGSeed(0)  # deterministic splits
     labels = np.zeros((len(data), 1), np.int32)  # an output array (OpenCV 4.14's stubs refuse None)

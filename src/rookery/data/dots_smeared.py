@@ -23,6 +23,8 @@ JPEG quality 75); they are scale-specific, which is why full-resolution photos u
 
 from __future__ import annotations
 
+from typing import cast
+
 import cv2
 import numpy as np
 import scipy.sparse as sp
@@ -63,7 +65,7 @@ def ycrcb(bgr: np.ndarray) -> np.ndarray:
 def class_ycrcb(classes: Classes) -> np.ndarray:
     """(K, 3) class colours in YCrCb."""
     bgr = np.array([[c[::-1] for c in classes.colors]], np.uint8)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)[0].astype(np.float64)
+    return cast(np.ndarray, cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)[0].astype(np.float64))
 
 
 def _blur(channel: np.ndarray, sigma: float) -> np.ndarray:
@@ -221,7 +223,7 @@ def _fit_classes(diff: np.ndarray, clean: np.ndarray, xy: np.ndarray, colours: n
     for _ in range(PRIOR_ROUNDS):  # empirical Bayes: the photo's class frequencies as the prior
         freq = np.bincount(cls, minlength=len(colours)) + 1.0
         cls = (resid / 2 - PRIOR_WEIGHT * np.log(freq / freq.sum())[None]).argmin(axis=1)
-    return cls.astype(np.int64)
+    return cast(np.ndarray, cls.astype(np.int64))
 
 
 def _class_residuals(

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -127,7 +128,7 @@ def in_mask(xy: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         return np.ones(len(xy), dtype=bool)
     col = np.clip(np.rint(xy[:, 0]).astype(np.int64), 0, mask.shape[1] - 1)
     row = np.clip(np.rint(xy[:, 1]).astype(np.int64), 0, mask.shape[0] - 1)
-    return mask[row, col] >= 128
+    return cast(np.ndarray, mask[row, col] >= 128)
 
 
 @dataclass(frozen=True)

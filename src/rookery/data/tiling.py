@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -126,7 +127,7 @@ def cut_points(points: Points, tile: Tile) -> Points:
 
 
 def _area(xyxy: np.ndarray) -> np.ndarray:
-    return np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None) * np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None)
+    return cast(np.ndarray, np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None) * np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None))
 
 
 def blank_ignored(image: np.ndarray, mask: np.ndarray | None, inplace: bool = False) -> np.ndarray:

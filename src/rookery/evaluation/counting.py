@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -46,13 +46,13 @@ def _check(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def mae(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """Per class (column): the mean over photos (rows) of |predicted - true|."""
     t, p = _check(true, pred)
-    return np.abs(p - t).mean(axis=0)
+    return cast(np.ndarray, np.abs(p - t).mean(axis=0))
 
 
 def rmse(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """Per class (column): the root of the mean over photos (rows) of (predicted - true)²."""
     t, p = _check(true, pred)
-    return np.sqrt(((p - t) ** 2).mean(axis=0))
+    return cast(np.ndarray, np.sqrt(((p - t) ** 2).mean(axis=0)))
 
 
 def competition_rmse(true: np.ndarray, pred: np.ndarray) -> float:

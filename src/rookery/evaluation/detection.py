@@ -76,10 +76,11 @@ def box_map(
         raise InputError(f"data set {dataset} has no tiles in the {split!r} split")
     tiles = sum(_count_tiles(dataset / d) for d in dirs)
 
-    from ultralytics import YOLO
     from ultralytics import settings as yolo_settings
+    from ultralytics.models import YOLO
 
-    yolo_settings.update({"mlflow": False})  # rookery logs the evaluation; never a second run
+    # rookery logs the evaluation; never a second run (SettingsManager.update is unannotated)
+    yolo_settings.update({"mlflow": False})  # type: ignore[no-untyped-call]
     with tempfile.TemporaryDirectory(prefix="rookery-val-") as tmp:
         data_yaml = Path(tmp) / "data.yaml"
         spec = {"path": str(dataset), "train": dirs[0], "val": dirs, "names": dict(enumerate(classes))}

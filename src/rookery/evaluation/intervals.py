@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     from rookery.inference.predictor import Predictor
 
-from rookery.inference.calibration import interval_coverage  # one coverage rule (see there)
+from rookery.inference.calibration import interval_coverage as interval_coverage  # one coverage rule (see there)
 
 IntervalFn = Callable[[np.ndarray], np.ndarray]
 

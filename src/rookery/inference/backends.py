@@ -12,13 +12,13 @@ import ast
 import platform
 import threading
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 
 from rookery.errors import ConfigError, InputError, MissingExtraError
 from rookery.inference.decode import to_input
-from rookery.inference.export import export_onnx  # noqa: F401  (its home was here: trainer and __init__ import it)
+from rookery.inference.export import export_onnx as export_onnx  # re-exported: its home was here
 
 BackendName = Literal["auto", "onnx", "openvino", "torch"]
 
@@ -133,8 +133,9 @@ class TorchBackend:
         self.on_gpu = device.startswith("cuda")
         # On x86 CPUs oneDNN convolutions run ~15 % faster channels-last (as Ultralytics sets them up);
         # the tiles arrive as NHWC, so the input needs no transpose at all then.
+        # (torch.backends.mkldnn.is_available is unannotated)
         self.channels_last = (
-            not self.on_gpu and platform.machine() in ("x86_64", "AMD64") and torch.backends.mkldnn.is_available()
+            not self.on_gpu and platform.machine() in ("x86_64", "AMD64") and torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
         )
         if self.channels_last:
             self.module = self.module.to(memory_format=torch.channels_last)
@@ -183,7 +184,7 @@ class TorchBackend:
             out = self.module(x)
             if isinstance(out, list | tuple):  # Ultralytics: (decoded head output, raw feature maps)
                 out = out[0]
-            return out.float().cpu().numpy()
+            return cast(np.ndarray, out.float().cpu().numpy())
 
 
 # Checkpoints are pickles: unpickling one can run any code its author wants. They are read with weights_only=True,
@@ -340,7 +341,7 @@ class CappedBackend:
         return self.inner.prepare(batch)
 
     def run(self, prepared: Any) -> np.ndarray:
-        raw = self.inner.run(prepared)
+        raw: np.ndarray = self.inner.run(prepared)
         nc = len(getattr(self.inner, "class_names", ()))
         if raw.ndim != 3 or raw.shape[1] != 4 + nc or raw.shape[2] <= self.per_tile:
             return raw

@@ -147,7 +147,9 @@ def fit_calibration(
     return CountCalibration(level, tuple(float(t) for t in thresholds), tuple(bias), tuple(sigma), len(photos))
 
 
-def interval_coverage(true: np.ndarray, pred: np.ndarray, intervals: np.ndarray) -> tuple[float | None, list]:
+def interval_coverage(
+    true: np.ndarray, pred: np.ndarray, intervals: np.ndarray
+) -> tuple[float | None, list[float | None]]:
     """The share of (photo, class) pairs whose true count lies inside its interval, over all classes and per class;
     None where no pair counts. Only pairs with a true or a predicted count above 0 count: a class absent from a
     photo and not predicted there says nothing about the interval (its [0, 0] would always hold), and so many of

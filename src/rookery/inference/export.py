@@ -24,7 +24,7 @@ def export_onnx(weights: Path, imgsz: int = 640, dynamic: bool = True, raw_input
     from rookery.inference.backends import import_torch_stack
 
     import_torch_stack()
-    from ultralytics import YOLO
+    from ultralytics.models import YOLO
 
     try:
         with warnings.catch_warnings():  # torch's notice about its legacy exporter, which Ultralytics uses

@@ -112,7 +112,8 @@ class GpuEngine:
         self.depth = max(1, depth)
         self.cuda_graph = self.cuda if cuda_graph is None else cuda_graph and self.cuda
         self._graphs: dict[tuple[int, ...], _Graph | None] = {}
-        self.post_stream = torch.cuda.Stream(self.device) if self.cuda else None
+        # torch.cuda.Stream is unannotated
+        self.post_stream = torch.cuda.Stream(self.device) if self.cuda else None  # type: ignore[no-untyped-call]
 
     # --- the run: main thread -----------------------------------------------------------------------
 
@@ -121,7 +122,7 @@ class GpuEngine:
     ) -> Iterator[tuple[int, Boxes | SkippedPhoto]]:
         """(index, Boxes) per photo in input order, or (index, SkippedPhoto) for a photo that could not be read."""
         torch = self._torch
-        ahead: deque[Future] = deque()  # groups of photos being read and decoded
+        ahead: deque[Future[list[GpuPhoto | SkippedPhoto]]] = deque()  # groups of photos being read and decoded
         pending: deque[GpuPhoto | SkippedPhoto] = deque()  # photos in input order, until their boxes are merged
         rows: list[tuple[GpuPhoto, Tile]] = []
         in_flight: deque[_Batch] = deque()
@@ -291,10 +292,10 @@ def _head(out: Any) -> Any:
     return out[0] if isinstance(out, list | tuple) else out
 
 
-def _ready(pending: deque) -> Iterator[tuple[int, Boxes | SkippedPhoto]]:
+def _ready(pending: deque[GpuPhoto | SkippedPhoto]) -> Iterator[tuple[int, Boxes | SkippedPhoto]]:
     while pending and (isinstance(pending[0], SkippedPhoto) or pending[0].result is not None):
         done = pending.popleft()
-        yield done.index, done if isinstance(done, SkippedPhoto) else done.result
+        yield done.index, done if isinstance(done, SkippedPhoto) else done.result  # type: ignore[misc]
 
 
 def _resize(crop: Any, scale: float) -> Any:

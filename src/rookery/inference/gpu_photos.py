@@ -72,10 +72,12 @@ class PhotoLoader:
             return contextlib.nullcontext()
         stream = getattr(self._local, "stream", None)
         if stream is None:
-            stream = self._local.stream = self._torch.cuda.Stream(self.device)
+            stream = self._local.stream = self._torch.cuda.Stream(self.device)  # type: ignore[no-untyped-call]  # torch
         return self._torch.cuda.stream(stream)
 
-    def load_group(self, group: list[tuple[int, tuple[PhotoInput, MaskInput, str]]], options: PredictOptions) -> list:
+    def load_group(
+        self, group: list[tuple[int, tuple[PhotoInput, MaskInput, str]]], options: PredictOptions
+    ) -> list[GpuPhoto | SkippedPhoto]:
         """GpuPhoto (or SkippedPhoto) for each (index, (item, mask, name)), in order; runs in a worker thread.
         The group's JPEGs go to nvJPEG in one call (the module docstring says why)."""
         out: list[Any] = [None] * len(group)
@@ -113,7 +115,7 @@ class PhotoLoader:
             tiles = [t for t, f in zip(tiles, ignored_fractions(mask, tiles), strict=True) if f < 1.0]
         event = None
         if self.cuda:
-            event = self._torch.cuda.Event()
+            event = self._torch.cuda.Event()  # type: ignore[no-untyped-call]  # unannotated in torch
             event.record()
         return GpuPhoto(index, name, image, (host, event), mask, tiles, todo=len(tiles))
 

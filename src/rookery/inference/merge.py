@@ -18,7 +18,7 @@ compared (a k-d tree on centres), so a photo with thousands of objects merges in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -44,7 +44,7 @@ def cut_flags(xyxy: np.ndarray, tile_wh: np.ndarray, inner: np.ndarray, margin: 
         ],
         axis=1,
     )
-    return np.any(near & inner, axis=1)
+    return cast(np.ndarray, np.any(near & inner, axis=1))
 
 
 def merge_detections(

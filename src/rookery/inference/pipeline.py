@@ -114,7 +114,7 @@ def run_pipeline(
 ) -> Iterator[tuple[int, Boxes | SkippedPhoto]]:
     """(index, Boxes) per photo in input order, or (index, SkippedPhoto) for a photo that could not be read."""
     check_fits(backend, options)
-    q: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+    q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
     stop = threading.Event()
     producer = threading.Thread(
         target=_produce, args=(backend, options, items, q, stop), name="rookery-tiles", daemon=True
@@ -150,7 +150,7 @@ def _produce(
     backend: Backend,
     options: PredictOptions,
     items: Iterable[tuple[ImageInput, MaskInput, str]],
-    q: queue.Queue,
+    q: queue.Queue[Any],
     stop: threading.Event,
 ) -> None:
     def put(msg: object) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -181,7 +181,7 @@ class Predictor:
         for _, result in self._run(options, [(image_bgr, mask, "the image")], "conf" not in overrides):
             if isinstance(result, SkippedPhoto):
                 raise result.error
-            return result
+            return cast(Boxes, result)
         raise AssertionError("the pipeline returned no result for the photo")  # not reachable
 
     def predict_many(

@@ -36,7 +36,11 @@ def mlflow_errors() -> Iterator[None]:
     try:
         yield
     except MlflowException as e:
-        raise ScoringRejected(_short(e.message), e.get_http_status_code(), e.error_code) from e
+        raise ScoringRejected(
+            _short(e.message),
+            e.get_http_status_code(),  # type: ignore[no-untyped-call]  # unannotated in MLflow
+            e.error_code,
+        ) from e
 
 
 def parse_request(body: bytes | str, mime: str, tile: int, overlap: int) -> tuple[Any, dict[str, Any] | None]:
@@ -53,9 +57,12 @@ def parse_request(body: bytes | str, mime: str, tile: int, overlap: int) -> tupl
             text = body if isinstance(body, str) else body.decode("utf-8")
             frame, params = mlflow_scoring.parse_csv_input(io.StringIO(text), sig.inputs), None
         else:
-            data, params = mlflow_scoring._split_data_and_params(body)
+            data, params = mlflow_scoring._split_data_and_params(body)  # type: ignore[no-untyped-call]  # MLflow's
             frame = mlflow_scoring.infer_and_parse_data(data, sig.inputs)
-        return _validate_prediction_input(frame, params, sig.inputs, sig.params, "mlflow.pyfunc.model")
+        checked: tuple[Any, dict[str, Any] | None] = _validate_prediction_input(
+            frame, params, sig.inputs, sig.params, "mlflow.pyfunc.model"
+        )
+        return checked
 
 
 def predictions_json(predictions: Any) -> str:
@@ -63,7 +70,7 @@ def predictions_json(predictions: Any) -> str:
     from mlflow.pyfunc import scoring_server as mlflow_scoring
 
     out = io.StringIO()
-    mlflow_scoring.predictions_to_json(predictions, out)
+    mlflow_scoring.predictions_to_json(predictions, out)  # type: ignore[no-untyped-call]  # unannotated in MLflow
     return out.getvalue()
 
 

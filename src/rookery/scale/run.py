@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -298,7 +298,7 @@ def _pinned(info: Any) -> str:
     if info.name and info.version:
         return f"models:/{info.name}/{info.version}"
     if info.run_id:
-        return info.uri
+        return cast(str, info.uri)
     digest = hashlib.sha256(info.weights.read_bytes()).hexdigest()[:16]
     return f"{info.weights.name} sha256:{digest}"
 

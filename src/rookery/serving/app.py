@@ -323,11 +323,11 @@ def route_label(scope: dict[str, Any]) -> str:
     prefix it was included under; the prefix is the part of the path before where the route's pattern matches.
     """
     route = scope.get("route")
-    template = getattr(route, "path", None)
+    template: str | None = getattr(route, "path", None)
     pattern = getattr(route, "path_regex", None)
     if not template or pattern is None:
         return "unmatched"
-    path = scope.get("path", "")
+    path: str = scope.get("path", "")
     for i, char in enumerate(path):
         if char == "/" and pattern.match(path[i:]):
             return path[:i] + template

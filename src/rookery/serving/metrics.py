@@ -77,7 +77,7 @@ def forget_dead_workers(folder: Path) -> None:
     for file in folder.glob("gauge_live*_*.db"):
         pid = file.stem.rsplit("_", 1)[1]
         if pid.isdigit() and not _alive(int(pid)):
-            multiprocess.mark_process_dead(int(pid), str(folder))
+            multiprocess.mark_process_dead(int(pid), str(folder))  # type: ignore[no-untyped-call]  # unannotated
 
 
 def _alive(pid: int) -> bool:
@@ -166,7 +166,8 @@ class Metrics:
         forget_dead_workers(self.multiprocess_folder)
         # A registry per scrape, as prometheus_client documents: the collector reads every worker's files.
         merged = CollectorRegistry()
-        multiprocess.MultiProcessCollector(merged, path=str(self.multiprocess_folder))
+        # MultiProcessCollector's __init__ is unannotated
+        multiprocess.MultiProcessCollector(merged, path=str(self.multiprocess_folder))  # type: ignore[no-untyped-call]
         return generate_latest(merged)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:

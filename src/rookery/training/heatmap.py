@@ -152,7 +152,7 @@ def train_heatmap(
             logits = model(x)
         loss = focal_loss(logits, target, pos)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         opt.step()
         _ema_update(ema, model, params.ema * (1 - math.exp(-(step + 1) / 200)))  # ramped: short runs too

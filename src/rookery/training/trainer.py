@@ -247,10 +247,11 @@ def train(params: TrainParams, settings: Settings | None = None, resume_run_id: 
         raise InputError(f"{data_dir} has no data.yaml; build it with 'rookery data build'")
     model_spec = resolve_model(params.model)
 
-    from ultralytics import YOLO
     from ultralytics import settings as yolo_settings
+    from ultralytics.models import YOLO
 
-    yolo_settings.update({"mlflow": False, "sync": False})  # rookery logs, not Ultralytics' callback
+    # rookery logs, not Ultralytics' callback (SettingsManager.update is unannotated)
+    yolo_settings.update({"mlflow": False, "sync": False})  # type: ignore[no-untyped-call]
 
     runs_dir = settings.home / "runs"
     name = params.name or f"{data_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -322,13 +323,14 @@ def _all_cores(device: str) -> Iterator[None]:
     as with both (its data loading runs in the same process, so nothing else needs the core)."""
     from ultralytics.utils import torch_utils
 
-    before = torch_utils.NUM_THREADS
+    # torch_utils' own binding of NUM_THREADS (imported from ultralytics.utils, not re-exported) is the one it reads
+    before = torch_utils.NUM_THREADS  # type: ignore[attr-defined]
     if device == "cpu":
-        torch_utils.NUM_THREADS = max(1, os.cpu_count() or 1)
+        torch_utils.NUM_THREADS = max(1, os.cpu_count() or 1)  # type: ignore[attr-defined]  # as above
     try:
         yield
     finally:
-        torch_utils.NUM_THREADS = before
+        torch_utils.NUM_THREADS = before  # type: ignore[attr-defined]  # as above
 
 
 def _ultralytics_args(params: TrainParams, data_yaml: Path, save_dir: Path) -> dict[str, Any]:
@@ -377,7 +379,7 @@ def _resume_dir(tracker: RunTracker, run_id: str) -> Path:
 
 def _export_onnx(best: Path, imgsz: int) -> Path | None:
     """ONNX export with a dynamic batch: the CPU inference backend and a portable artifact."""
-    from rookery.inference.backends import export_onnx
+    from rookery.inference.export import export_onnx
 
     try:
         return export_onnx(best, imgsz=imgsz)

@@ -6,6 +6,8 @@ animals on a 5000x3300 photo cost a fraction of a second.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from rookery.data.classes import Classes
@@ -21,7 +23,7 @@ def body_colors(rng: np.random.Generator, layout: Layout, classes: Classes) -> n
     rgb = np.array([PROFILES[name].color for name in classes.names], np.float32)[layout.cls]
     rgb *= rng.lognormal(0.0, 0.1, size=(len(layout), 1)).astype(np.float32)
     rgb += rng.normal(0.0, 5.0, size=rgb.shape).astype(np.float32)
-    return np.clip(rgb[:, ::-1], 0, 255)
+    return cast(np.ndarray, np.clip(rgb[:, ::-1], 0, 255))
 
 
 def _ellipse_alpha(u: np.ndarray, v: np.ndarray, a: float, b: float, soft: float) -> np.ndarray:

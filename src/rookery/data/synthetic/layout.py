@@ -6,6 +6,7 @@ Pure geometry on a random generator; nothing is drawn here except the ignore mas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -52,7 +53,7 @@ def _wave(rng: np.random.Generator, t: np.ndarray, harmonics: range) -> np.ndarr
     amps = rng.uniform(0.3, 1.0, len(harmonics)) / np.array(list(harmonics))
     y = sum(a * np.sin(2 * np.pi * k * t + p) for k, a, p in zip(harmonics, amps, phases, strict=True))
     y = y - y.mean()
-    return y / max(float(np.abs(y).max()), 1e-9)
+    return cast(np.ndarray, y / max(float(np.abs(y).max()), 1e-9))
 
 
 def _edge_band(rng: np.random.Generator, w: int, h: int, frac: float) -> np.ndarray:
@@ -96,7 +97,7 @@ def near_boundary(mask: np.ndarray, margin: int) -> np.ndarray | None:
     if mask.all() or not mask.any():
         return None
     kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)  # separable: fast on 16 MP
-    return cv2.dilate(mask, kernel) != cv2.erode(mask, kernel)
+    return cast(np.ndarray, cv2.dilate(mask, kernel) != cv2.erode(mask, kernel))
 
 
 def place_animals(
@@ -174,4 +175,4 @@ def _lookup(grid: np.ndarray, xy: np.ndarray, size: tuple[int, int]) -> np.ndarr
     gh, gw = grid.shape
     gx = np.clip((xy[:, 0] * gw / size[0]).astype(np.intp), 0, gw - 1)
     gy = np.clip((xy[:, 1] * gh / size[1]).astype(np.intp), 0, gh - 1)
-    return grid[gy, gx]
+    return cast(np.ndarray, grid[gy, gx])
