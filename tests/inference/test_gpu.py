@@ -114,11 +114,11 @@ def test_the_torch_decode_is_decode_py_on_random_head_output() -> None:
 def test_the_per_tile_cap_cuts_alike_in_torch_and_numpy(tiny_model) -> None:
     """The server's per-tile detection cap (backends.CappedBackend) applies on the GPU engine too: the engine
     unwraps it and keeps each tile's best candidates in its own decoding, as the CPU path does."""
-    from test_inference_backends import _photo
+    from inference_fakes import squares_on_grey
 
     from rookery.inference.backends import CappedBackend
 
-    photo = _photo(300, 200)
+    photo = squares_on_grey(300, 200)
     options = PredictOptions(tile=64, overlap=16, conf=0.001)
     capped = {}
     for engine in (True, False):
@@ -131,9 +131,9 @@ def test_the_per_tile_cap_cuts_alike_in_torch_and_numpy(tiny_model) -> None:
 
 
 def test_a_real_model_gives_the_pipelines_detections_on_the_cpu(tiny_model) -> None:
-    from test_inference_backends import _photo
+    from inference_fakes import squares_on_grey
 
-    photo = _photo(300, 200)
+    photo = squares_on_grey(300, 200)
     options = PredictOptions(tile=64, overlap=16, conf=0.001)
     backend = TorchBackend.from_checkpoint(tiny_model.pt)
     got = Predictor(backend, options, gpu_engine=True).predict(photo)
