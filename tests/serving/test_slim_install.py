@@ -187,9 +187,9 @@ def _site_packages_bytes(venv: Path) -> int:
     return sum(p.stat().st_size for p in site.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def test_install_sizes_slim_serve_vs_all(slim_venv: Path) -> None:
+def test_install_sizes_slim_serve_vs_all(slim_venv: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The sizes the README's Install note gives, measured again in CI: `.[serve]` in its fresh venv and the
-    development venv this suite runs in (`.[all,dev]` from the lock). Printed past pytest's capture, into the log."""
+    development venv this suite runs in (`.[all,dev]` from the lock), printed into the log."""
     slim = _site_packages_bytes(slim_venv)
     full = _site_packages_bytes(Path(sys.prefix))
     print(
