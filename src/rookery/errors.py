@@ -4,6 +4,12 @@ The CLI prints the message and exits with status 1; the server maps it to a 4xx.
 """
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """An exception's first line (a library's message can run to pages), else its type's name; at most `limit`
+    characters: what goes in parentheses after a one-sentence error."""
+    return (next(iter(str(error).strip().splitlines()), "") or type(error).__name__)[:limit]
+
+
 class RookeryError(Exception):
     """Base class: a failure caused by input, configuration or environment, not by a bug."""
 

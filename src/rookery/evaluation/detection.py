@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from rookery.data.manifest import SPLITS
-from rookery.errors import InputError, RookeryError
+from rookery.errors import InputError, RookeryError, first_line
 from rookery.imaging import IMAGE_SUFFIXES
 
 
@@ -108,8 +108,7 @@ def box_map(
         except RookeryError:
             raise
         except Exception as e:  # Ultralytics raises bare exceptions for bad data or weights
-            reason = next(iter(str(e).strip().splitlines()), "") or type(e).__name__
-            raise RookeryError(f"box mAP on {dataset.name} ({split}) failed: {reason[:300]}") from e
+            raise RookeryError(f"box mAP on {dataset.name} ({split}) failed: {first_line(e, 300)}") from e
     box = metrics.box
     per_class = {
         classes[int(c)]: float(v) for c, v in zip(metrics.ap_class_index, box.maps[metrics.ap_class_index], strict=True)

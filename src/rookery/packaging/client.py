@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rookery.errors import RookeryError
+from rookery.errors import RookeryError, first_line
 
 T = TypeVar("T")
 
@@ -88,8 +88,7 @@ def call(tracking_uri: str, fn: Callable[[], T], missing: str) -> T:
 
 
 def unreachable(tracking_uri: str, e: Exception) -> RookeryError:
-    reason = next(iter(str(e).strip().splitlines()), "") or type(e).__name__
-    return RookeryError(f"cannot reach the MLflow tracking store at {tracking_uri} ({reason[:200]})")
+    return RookeryError(f"cannot reach the MLflow tracking store at {tracking_uri} ({first_line(e)})")
 
 
 def is_not_found(e: Exception) -> bool:

@@ -14,6 +14,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from rookery.errors import first_line
+
 log = logging.getLogger(__name__)
 
 ARTIFACT_DIR = "evaluation"
@@ -37,9 +39,8 @@ def log_evaluation(
             fn()
             return True
         except Exception as e:  # a tracking failure must leave the evaluation's results alone
-            reason = next(iter(str(e).strip().splitlines()), "") or type(e).__name__
             problems.append(what)
-            log.warning("MLflow at %s failed while %s for run %s (%s)", tracking_uri, what, run_id, reason[:200])
+            log.warning("MLflow at %s failed while %s for run %s (%s)", tracking_uri, what, run_id, first_line(e))
             return False
 
     from mlflow.entities import Metric, RunTag

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from rookery.errors import RookeryError
+from rookery.errors import RookeryError, first_line
 from rookery.packaging.client import client as client_for
 
 log = logging.getLogger(__name__)
@@ -82,9 +82,8 @@ def alias_version(tracking_uri: str, name: str, alias: str) -> str:
     try:
         return str(client_for(tracking_uri).get_model_version_by_alias(name, alias).version)
     except Exception as e:
-        reason = next(iter(str(e).strip().splitlines()), "") or type(e).__name__
         raise RookeryError(
-            f"cannot read alias {alias!r} of model {name!r} in the registry at {tracking_uri} ({reason[:200]})"
+            f"cannot read alias {alias!r} of model {name!r} in the registry at {tracking_uri} ({first_line(e)})"
         ) from e
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rookery.errors import first_line
 from rookery.packaging.client import client, configure_client, experiment_id, is_rejection
 
 log = logging.getLogger(__name__)
@@ -61,13 +62,12 @@ class RunTracker:
         except Exception as e:  # any failure of the tracking side must leave training alone
             self._dead = not is_rejection(e)
             self.problems.append(what)
-            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             log.warning(
                 "MLflow at %s failed while %s (%s): training goes on and its weights are saved locally, "
                 "but nothing more is recorded in this run",
                 self.tracking_uri,
                 what,
-                reason,
+                first_line(e),
             )
             return None
 
