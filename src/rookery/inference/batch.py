@@ -118,9 +118,7 @@ def count_photos(
                 summary.skipped.append(result)
                 continue
             assert isinstance(result, Boxes)
-            prediction = Prediction(
-                todo[index].stem, names, result, predictor.intervals(predictor.counts(result)), model=ref
-            )
+            prediction = predictor.prediction(todo[index].stem, result, model=ref)
             summary.total += writer.add(prediction)
             summary.bounds += prediction.interval_bounds()
             summary.counted += 1

@@ -24,7 +24,7 @@ from rookery.inference.calibration import CountCalibration
 from rookery.inference.canonical import Canonical, scaled_groups
 from rookery.inference.options import MergeMode, PredictOptions
 from rookery.inference.pipeline import ImageInput, MaskInput, SkippedPhoto, check_fits, run_pipeline
-from rookery.types import Boxes, CountIntervals, Skipped
+from rookery.types import Boxes, CountIntervals, Prediction, Skipped
 
 
 class Predictor:
@@ -121,6 +121,12 @@ class Predictor:
         bounds = self.count_intervals(np.asarray(counts, dtype=np.int64))
         classes = {n: (int(lo), int(hi)) for n, (lo, hi) in zip(self.class_names, bounds.tolist(), strict=True)}
         return CountIntervals(float(self.interval_level), calibrated, classes)
+
+    def prediction(self, image: str, boxes: Boxes, conf_overridden: bool = False, **fields: Any) -> Prediction:
+        """One photo's Prediction: `boxes` with their count intervals; `fields` are Prediction's others (width,
+        height, image_sha256, model, timings_ms)."""
+        intervals = self.intervals(self.counts(boxes), conf_overridden)
+        return Prediction(image, self.class_names, boxes, intervals, **fields)
 
     @property
     def interval_level(self) -> float:

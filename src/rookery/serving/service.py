@@ -27,7 +27,6 @@ from rookery.serving.metrics import Metrics
 from rookery.serving.model_holder import LoadedModel
 from rookery.serving.store import PredictionStore, StoredPrediction
 from rookery.serving.uploads import UploadError, decode_upload, display_name, header_size, max_upload_bytes
-from rookery.types import Prediction
 
 _JPEG_QUALITY = 85
 _LISTED_FAILURES = 5  # failures named in the message when every file of a request failed
@@ -175,11 +174,10 @@ def _predict_one(
         "render": round(render_ms, 2),
         "total": round((time.perf_counter() - started) * 1000.0, 2),
     }
-    prediction = Prediction(
+    prediction = model.predictor.prediction(
         file_name or "",  # the store keeps a sanitised last part, for display only
-        names,
         boxes,
-        model.predictor.intervals(model.predictor.counts(boxes), conf_overridden="conf" in overrides),
+        conf_overridden="conf" in overrides,
         width=decoded.width,
         height=decoded.height,
         image_sha256=decoded.sha256,
