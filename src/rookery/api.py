@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rookery.errors import InputError, MissingExtraError
-from rookery.types import Boxes, CountIntervals, ModelRef, Points, Prediction
+from rookery.types import Boxes, CountIntervals, Points, Prediction
 
 if TYPE_CHECKING:
     from rookery.inference.loading import ModelInfo
@@ -34,7 +34,9 @@ class CountResult:
     """One photo counted: its Prediction (boxes, counts, intervals) and the photo itself, for plotting."""
 
     prediction: Prediction
-    image_rgb: np.ndarray  # H x W x 3 uint8, as counted
+    # H x W x 3 uint8 in OpenCV's BGR, as the engine counted it: kept in the engine's order so that a photo read
+    # from a file is neither converted for counting nor for drawing (plot shows it as RGB).
+    image_bgr: np.ndarray
 
     @property
     def counts(self) -> dict[str, int]:
@@ -95,8 +97,7 @@ class CountResult:
 
         from rookery.inference.render import render
 
-        bgr = np.ascontiguousarray(self.image_rgb[..., ::-1])
-        drawn = render(bgr, self.boxes, self.prediction.class_names, title=title or self.prediction.image)
+        drawn = render(self.image_bgr, self.boxes, self.prediction.class_names, title=title or self.prediction.image)
         if ax is None:
             height, width = drawn.shape[:2]
             _, ax = plt.subplots(figsize=(10, 10 * height / max(width, 1)))
@@ -123,13 +124,13 @@ class Model:
     def count(self, photo: PhotoLike, **options: Any) -> CountResult:
         """Count the objects on one photo of any size. `options` override the model's for this call: tile,
         overlap, conf (one threshold for every class, replacing a calibration's own), iou, batch, merge."""
-        rgb, name = _as_rgb(photo)
-        boxes = self.predictor.predict(np.ascontiguousarray(rgb[..., ::-1]), **options)
-        intervals = self.predictor.intervals(self.predictor.counts(boxes), conf_overridden="conf" in options)
-        ref: ModelRef = self.info.ref
-        height, width = rgb.shape[:2]
-        prediction = Prediction(name, self.class_names, boxes, intervals, width=width, height=height, model=ref)
-        return CountResult(prediction, rgb)
+        bgr, name = _as_bgr(photo)
+        boxes = self.predictor.predict(bgr, **options)
+        height, width = bgr.shape[:2]
+        prediction = self.predictor.prediction(
+            name, boxes, conf_overridden="conf" in options, width=width, height=height, model=self.info.ref
+        )
+        return CountResult(prediction, bgr)
 
     def __repr__(self) -> str:
         return f"Model({self.info.label}: {', '.join(self.class_names)}; {self.predictor.backend_name})"
@@ -144,13 +145,13 @@ def load(uri: str, backend: str = "auto", device: str = "auto", **options: Any) 
     return Model(predictor, info)
 
 
-def _as_rgb(photo: PhotoLike) -> tuple[np.ndarray, str]:
-    """(H x W x 3 uint8 RGB, a name) from a path, an RGB array or a PIL image."""
+def _as_bgr(photo: PhotoLike) -> tuple[np.ndarray, str]:
+    """(H x W x 3 uint8 BGR, a name) from a path (read as BGR), an RGB array or a PIL image (converted once)."""
     from rookery.imaging import read_image
 
     if isinstance(photo, str | Path):
         path = Path(photo)
-        return np.ascontiguousarray(read_image(path)[..., ::-1]), path.name
+        return read_image(path), path.name
     if isinstance(photo, np.ndarray):
         array = photo
         name = "array"
@@ -163,4 +164,4 @@ def _as_rgb(photo: PhotoLike) -> tuple[np.ndarray, str]:
         array = np.repeat(array[..., None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
         raise InputError(f"an array photo must be H x W x 3 uint8 RGB, got shape {array.shape} and dtype {array.dtype}")
-    return np.ascontiguousarray(array[..., :3]), name
+    return np.ascontiguousarray(array[..., 2::-1]), name  # the first three channels, reversed: RGB(A) -> BGR
