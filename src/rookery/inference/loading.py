@@ -51,7 +51,7 @@ class ModelInfo:
     def label(self) -> str:
         """A short human name: `rookery v3 (champion)`, `run 1a2b3c4d`, or the file name."""
         if self.name and self.version:
-            return f"{self.name} v{self.version}" + (f" ({self.alias})" if self.alias else "")
+            return self.ref.label
         if self.run_id:
             return f"run {self.run_id[:8]}"
         return self.weights.name

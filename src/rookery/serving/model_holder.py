@@ -74,13 +74,12 @@ class LoadedModel:
         """The model card: what it was trained on, its classes, validation figures and intended use (from
         rookery_model.json; a model logged before cards existed says so)."""
         card = dict(self.info.meta.get("card") or {})
-        validation = {k: v for k, v in self.run_metrics.items() if k.startswith(("best/", "heldout/", "eval/"))}
         return {
             "trained_on": card.get("trained_on") or "not recorded (this model was logged before model cards)",
             "classes": list(self.class_names),
             "training_objects": card.get("training_objects") or {},
             "recipe": card.get("recipe") or self.info.meta.get("family") or "yolo",
-            "validation": validation,
+            "validation": dict(self.run_metrics),  # already the key figures (_KEY_METRIC_PREFIXES)
             "intended_use": card.get("intended_use") or "not recorded",
         }
 
