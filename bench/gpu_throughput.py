@@ -6,9 +6,10 @@
 
 Everything runs on the first CUDA GPU with the same weights, tiles (640, overlap 64), conf 0.25, iou 0.5:
   1. rookery: `Predictor.from_path(best.pt)` on CUDA picks the GPU engine (rookery/inference/gpu.py):
-     nvJPEG decode of 8 photos per call, tiles as views batched across photos (batch 32), fp16, the network
-     replayed from a CUDA graph, GPU NMS and seam merge, two batches in flight. Variants that each turn one
-     of these off show where the time goes.
+     JPEGs decoded 8 per call on the GPU's hardware JPEG engines (nvImageCodec, the `gpu` extra; else
+     torchvision's nvJPEG on the SMs, also timed as a variant), tiles as views batched across photos (batch
+     32), fp16, the network replayed from a CUDA graph, GPU NMS and seam merge, two batches in flight.
+     Variants that each turn one of these off show where the time goes.
   2. Ultralytics predict, fp16, batch 32: the photo decoded by OpenCV, cut into the same tiles, 32 tiles
      per `model.predict(list, half=True)` call; detections offset into the photo and concatenated (no
      merge across seams, so objects in overlaps count twice: a lower bound of its time).
@@ -131,16 +132,21 @@ def run(args: argparse.Namespace, work: Path) -> float:
         predictor = Predictor.from_path(pt, backend="torch", device="cuda:0", tile=args.tile, overlap=args.overlap,
                                         conf=args.conf, iou=args.iou, batch=args.batch)  # fmt: skip
         gpu = predictor._gpu()
-        for key, value in engine.items():
-            setattr(gpu.loader if key == "decode" else gpu, key, value)  # the decoder is the engine's PhotoLoader
+        for key, value in engine.items():  # the decoders are the engine's PhotoLoader's
+            setattr(gpu.loader if key in ("decode", "_hw") else gpu, key, value)
 
         def count(photos: list[bytes]) -> int:
             return int(sum(predictor.counts(b).sum() for b in predictor.predict_many(photos)))  # type: ignore[arg-type]
 
         return count
 
-    timed(f"rookery GPU engine (fp16, batch {args.batch}, CUDA graph, nvJPEG x8, GPU merge)", rookery_method(),
+    hw = Predictor.from_path(pt, backend="torch", device="cuda:0")._gpu().loader._hw is not None  # type: ignore[union-attr]
+    decoder = "hardware JPEG engines (nvImageCodec)" if hw else "nvJPEG on the SMs (torchvision)"
+    timed(f"rookery GPU engine (fp16, batch {args.batch}, CUDA graph, {decoder} x8, GPU merge)", rookery_method(),
           stream, repeats)  # fmt: skip
+    if hw:
+        timed("rookery, decode nvJPEG on the SMs (torchvision; no nvImageCodec)", rookery_method(_hw=None), stream,
+              repeats)  # fmt: skip
     timed("rookery, network eager (no CUDA graph)", rookery_method(cuda_graph=False), stream, repeats)
     timed("rookery, nvJPEG one photo per call", rookery_method(decode_batch=1, _workers=4), stream, repeats)
     timed("rookery, one batch in flight (no post-processing overlap)", rookery_method(depth=1), stream, repeats)
@@ -290,6 +296,7 @@ def decode_profile(blobs: list[bytes]) -> None:
         ("nvJPEG, one call per photo", lambda: [decode_jpeg(d, mode=ImageReadMode.RGB, device="cuda") for d in data]),
         ("nvJPEG, one call for the list", lambda: decode_jpeg(data, mode=ImageReadMode.RGB, device="cuda")),
         ("OpenCV, 1 thread", lambda: [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for b in blobs]),
+        *_hardware_decode(blobs),
     ):
         fn()
         torch.cuda.synchronize()
@@ -330,6 +337,17 @@ def merge_profile(pt: Path, blob: bytes, args: argparse.Namespace, console: obje
     gpu = (time.perf_counter() - t0) / 10
     print(f"  seam merge of {len(xyxy)} boxes ({n} objects): merge.py on the CPU {cpu * 1e3:.2f} ms, "
           f"on the GPU {gpu * 1e3:.2f} ms")  # fmt: skip
+
+
+def _hardware_decode(blobs: list[bytes]) -> list[tuple[str, Callable[[], object]]]:
+    """nvImageCodec's hardware JPEG engines given the list, when installed (the `gpu` extra)."""
+    try:
+        from nvidia import nvimgcodec as nv
+    except ImportError:
+        return []
+    decoder = nv.Decoder(backends=[nv.Backend(nv.BackendKind.HW_GPU_ONLY)])
+    return [("hardware engines (nvImageCodec), one call for the list",
+             lambda: decoder.decode([nv.CodeStream(b) for b in blobs]))]  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -158,8 +158,8 @@ def test_on_cuda_the_engine_finds_exactly_the_fake_squares() -> None:
 
 
 def _real_model(request: pytest.FixtureRequest) -> tuple[Path, dict, list[bytes]]:
-    """Weights, options and three JPEG photos: ROOKERY_GPU_TEST_WEIGHTS on synthetic 2496x1664 scenes, else the
-    session's tiny model on small ones."""
+    """Weights, options and JPEG photos: ROOKERY_GPU_TEST_WEIGHTS on six synthetic 2496x1664 scenes, else the
+    session's tiny model on three small ones."""
     from rookery.data.synthetic import make_scene
 
     weights = os.environ.get("ROOKERY_GPU_TEST_WEIGHTS")
@@ -168,7 +168,9 @@ def _real_model(request: pytest.FixtureRequest) -> tuple[Path, dict, list[bytes]
         "tile": 64, "overlap": 16, "conf": 0.001, "batch": 16}  # fmt: skip
     size = (2496, 1664) if weights else (320, 240)
     photos = []
-    for i in range(3):
+    # Six trained-model scenes (~400 animals): 1 % of them is then more than the one or two animals near the
+    # threshold that any change of JPEG decoder (OpenCV, nvJPEG, the hardware engines: +-1 in the pixels) moves.
+    for i in range(6 if weights else 3):
         scene = make_scene(size, num_classes=5, seed=7, index=i)
         photos.append(cv2.imencode(".jpg", scene.photo, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
     return pt, options, photos
@@ -176,20 +178,25 @@ def _real_model(request: pytest.FixtureRequest) -> tuple[Path, dict, list[bytes]
 
 @pytest.mark.gpu
 @needs_cuda
-def test_on_cuda_counts_agree_with_the_cpu_path_within_one_percent(request: pytest.FixtureRequest) -> None:
-    """JPEG bytes decoded by nvJPEG, fp16, GPU NMS and merge vs OpenCV, float32 and numpy on the CPU."""
+@pytest.mark.parametrize(("given", "tolerance"), [("opencv pixels", 0.01), ("jpeg bytes", 0.02)])
+def test_on_cuda_counts_agree_with_the_cpu_path(request: pytest.FixtureRequest, given: str, tolerance: float) -> None:
+    """fp16, GPU NMS and merge vs float32 and numpy on the CPU (OpenCV's pixels on both): within 1 %. From the JPEG
+    bytes, the engine's own decoder (hardware engines, else nvJPEG) gives pixels a little off OpenCV's, which moves
+    the animals nearest the threshold: measured on an H200 over 12 trained-model scenes, OpenCV's pixels +0.1 %,
+    nvJPEG +0.9 %, the hardware engines +1.3 % (their colour conversion is ~0.5 grey level darker); within 2 %."""
     pt, options, photos = _real_model(request)
     on_gpu = Predictor.from_path(pt, backend="torch", device="cuda:0", **options)  # type: ignore[arg-type]
     assert on_gpu._gpu() is not None  # chosen automatically on CUDA
     on_cpu = Predictor.from_path(pt, backend="torch", device="cpu", **options)  # type: ignore[arg-type]
     decoded = [cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR) for p in photos]
-    gpu_counts = np.array([on_gpu.counts(b) for b in on_gpu.predict_many(photos)])  # type: ignore[arg-type]
+    inputs = decoded if given == "opencv pixels" else photos
+    gpu_counts = np.array([on_gpu.counts(b) for b in on_gpu.predict_many(inputs)])  # type: ignore[arg-type]
     cpu_counts = np.array([on_cpu.counts(b) for b in on_cpu.predict_many(decoded)])  # type: ignore[arg-type]
-    print(f"\nweights {pt.name}: GPU counts per photo {gpu_counts.sum(1).tolist()}, CPU {cpu_counts.sum(1).tolist()}")
+    print(f"\n{pt.name}, {given}: GPU counts per photo {gpu_counts.sum(1).tolist()}, CPU {cpu_counts.sum(1).tolist()}")
     assert cpu_counts.sum() > 0
-    assert abs(int(gpu_counts.sum()) - int(cpu_counts.sum())) <= 0.01 * cpu_counts.sum()
+    assert abs(int(gpu_counts.sum()) - int(cpu_counts.sum())) <= tolerance * cpu_counts.sum()
     per_class = np.abs(gpu_counts.sum(0) - cpu_counts.sum(0))
-    assert np.all(per_class <= np.maximum(1, 0.01 * cpu_counts.sum(0)) + 0.01 * cpu_counts.sum())
+    assert np.all(per_class <= np.maximum(1, tolerance * cpu_counts.sum(0)) + tolerance * cpu_counts.sum())
 
 
 @pytest.mark.gpu
@@ -221,3 +228,28 @@ def test_on_cuda_a_corrupt_jpeg_in_a_decode_batch_is_skipped_and_the_rest_counte
     for r in (results[2], results[5]):
         np.testing.assert_allclose(_sorted(r), square_boxes(SEAM_SQUARES), atol=0.3)  # type: ignore[arg-type]
     assert len(results[0]) > 0 and len(results[0]) == len(results[4])  # type: ignore[arg-type]
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_on_cuda_the_hardware_jpeg_engines_decode_what_opencv_decodes() -> None:
+    """nvImageCodec (the `gpu` extra) on the hardware JPEG engines: the pixels OpenCV gives, within the rounding
+    of another IDCT and chroma upsampling, and the photo the right way up."""
+    pytest.importorskip("nvidia.nvimgcodec", reason="nvImageCodec (the gpu extra) is not installed")
+    import torch
+
+    from rookery.data.synthetic import make_scene
+    from rookery.inference.gpu_photos import PhotoLoader
+
+    loader = PhotoLoader(torch.device("cuda:0"))
+    if loader._hw is None:
+        pytest.skip("this GPU has no hardware JPEG engines")
+    photo = make_scene((1600, 1200), num_classes=5, seed=3, index=0).photo
+    jpeg = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    (image,) = loader._hw_many([jpeg])
+    want = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    got = image.permute(1, 2, 0).cpu().numpy()
+    assert got.shape == want.shape
+    diff = np.abs(got.astype(int) - want.astype(int))
+    print(f"\nhardware decoder vs OpenCV: mean |diff| {diff.mean():.2f}, 99th percentile {np.percentile(diff, 99)}")
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 8

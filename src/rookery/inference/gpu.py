@@ -7,18 +7,18 @@ The CPU pipeline (pipeline.py) spends its time in the network; on a GPU the netw
 everything around it done the CPU way (decode with OpenCV, crop and pad in numpy, per-tile NMS and the
 seam merge in numpy), so here all of that stays on the GPU:
 
-- JPEG bytes are decoded by nvJPEG (`torchvision.io.decode_jpeg(device="cuda")`), 8 photos per call, which
-  torchvision runs as one batch on the GPU's hardware JPEG engines where there are some (A100, H100), off
-  the SMs that run the network; other formats, and a JPEG that nvJPEG refuses, are decoded by OpenCV and
-  uploaded from pinned memory. Decoding runs in worker threads, each with its own CUDA stream, a group or
-  two ahead of the network. Measured on an H100 (bench/gpu_throughput.py, 4992x3328 photos): nvJPEG 4 ms
-  a photo in a list of 8, 11.5 ms one at a time, OpenCV 160 ms on one core (so OpenCV is a fallback only:
-  its threads take the CPU that the thread feeding the GPU needs).
-- Tiles are views of the photo tensor, copied straight into one fp16 batch (tiles of several photos
-  share a batch); the network runs in fp16 (channels-last: the layout tensor cores want). Full batches are
-  replayed from a CUDA graph captured on first use: launching yolov8n's ~250 kernels one by one from
-  Python takes about as long as the GPU needs to run them, and that CPU time is what the post-processing
-  needs (H100: 55 photos/s eager, 83 with the graph).
+- JPEG bytes are decoded on the GPU 8 photos per call (gpu_photos.py): on the hardware JPEG engines through
+  nvImageCodec where it is installed (the `gpu` extra; A100, H100/H200), else by torchvision's nvJPEG, whose
+  batched decode runs as CUDA kernels on the SMs the network needs (an H200: 4.5 ms a photo in a list of 8,
+  12 ms one at a time; the engine ran 8 % more photos a second with the hardware engines). Other formats, and
+  a JPEG both refuse, are decoded by OpenCV and uploaded from pinned memory. Decoding runs in worker threads,
+  each with its own CUDA stream, a group or two ahead of the network. OpenCV takes 160-180 ms a photo on one
+  core, so it is a fallback only: its threads take the CPU that the thread feeding the GPU needs.
+- Tiles are views of the photo tensor, copied straight into one pixel-major batch (tiles of several photos
+  share a batch) that is already the channels-last layout tensor cores want; the network runs in fp16.
+  Full batches are replayed from a CUDA graph captured on first use: launching yolov8n's ~250 kernels one
+  by one from Python takes about as long as the GPU needs to run them, and that CPU time is what the
+  post-processing needs (H100: 55 photos/s eager, 83 with the graph).
 - The raw head output is decoded on a second stream (confidence filter, `torchvision.ops.batched_nms`
   per tile and class); two batches are in flight, so the post-processing of batch k overlaps the
   network on batches k + 1 and k + 2.
@@ -168,13 +168,23 @@ class GpuEngine:
         crops = [p.image[:, t.y0 : t.y1, t.x0 : t.x1] for p, t in rows]
         if scale != 1.0:
             crops = [_resize(c, scale) for c in crops]
-        h, w = padded_size([(int(c.shape[1]), int(c.shape[2])) for c in crops], self.stride)
-        x = torch.full((len(crops), 3, h, w), PAD_VALUE, dtype=torch.uint8, device=self.device)
+        sizes = [(int(c.shape[1]), int(c.shape[2])) for c in crops]
+        h, w = padded_size(sizes, self.stride)
+        # The batch is built pixel-major, (N, h, w, 3): a decoded photo is pixel-major too (the hardware JPEG
+        # engines and OpenCV write HWC), so each tile row is one contiguous copy, and the (N, 3, h, w) view of
+        # it is already the channels-last layout the network runs in. Built channel-major, the 32 crop copies
+        # of a batch gathered bytes 3 apart and the batch then needed a second, channels-last copy: measured
+        # on an H200 as ~9 % of the engine's GPU time.
+        shape = (len(crops), h, w, 3)
+        if all(size == (h, w) for size in sizes):  # every tile whole: nothing to pad
+            x = torch.empty(shape, dtype=torch.uint8, device=self.device)
+        else:
+            x = torch.full(shape, PAD_VALUE, dtype=torch.uint8, device=self.device)
         for i, crop in enumerate(crops):
-            x[i, :, : crop.shape[1], : crop.shape[2]] = crop
-        x = x.to(self.dtype).div_(255.0)
-        if self.cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
+            x[i, : crop.shape[1], : crop.shape[2]] = crop.permute(1, 2, 0)
+        x = x.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)  # keeps the channels-last strides
+        if not self.cuda:  # the CPU (float32, tests) runs the usual contiguous layout
+            x = x.contiguous()
         with self._lock:
             raw = self._run_network(x, full=len(rows) == options.batch)
         event = None

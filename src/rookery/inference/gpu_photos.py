@@ -1,14 +1,19 @@
 """Photos onto the device for the GPU engine (gpu.py): read, decoded and tiled in worker threads.
 
-JPEGs go to nvJPEG (`torchvision.io.decode_jpeg(device="cuda")`) a group per call, which torchvision runs as one
-batch on the GPU's hardware JPEG engines where there are some; other formats, and a JPEG that nvJPEG refuses, are
-decoded by OpenCV and uploaded from pinned memory. Each worker thread has its own CUDA stream, so uploads and
-decodes overlap the network (gpu.py's docstring has the measurements).
+JPEGs are decoded on the GPU a group per call. Where NVIDIA's nvImageCodec is installed (the `gpu` extra) it
+decodes them on the GPU's hardware JPEG engines (A100, H100/H200: NVJPG units beside the SMs), so decoding takes
+almost nothing from the network; measured on an H200, 4992x3328 JPEGs in groups of 8: 3.5 ms a photo against
+5.6 ms for torchvision's nvJPEG, which runs its batched decode as CUDA kernels on the SMs the network needs
+(`torchvision.io.decode_jpeg(device="cuda")` is the fallback without nvImageCodec, or on a GPU without the
+engines). Other formats, and a JPEG both refuse, are decoded by OpenCV and uploaded from pinned memory. Each worker
+thread has its own CUDA stream, so uploads and decodes overlap the network (gpu.py's docstring has the
+measurements).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +27,8 @@ from rookery.imaging import decode_image, read_bytes
 from rookery.inference.options import PredictOptions
 from rookery.inference.pipeline import ImageInput, MaskInput, SkippedPhoto, load_photo
 from rookery.types import Boxes, Skipped
+
+log = logging.getLogger(__name__)
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PhotoInput = ImageInput | bytes
@@ -66,6 +73,7 @@ class PhotoLoader:
         self.decode = decode
         self._nvjpeg = threading.Lock()
         self._local = threading.local()
+        self._hw: tuple[Any, Any] | None = _hardware_decoder(self.device) if self.cuda and decode != "cpu" else None
 
     def _stream_ctx(self) -> Any:
         if not self.cuda:
@@ -131,6 +139,12 @@ class PhotoLoader:
         from torchvision.io import ImageReadMode, decode_jpeg
 
         try:
+            if self._hw is not None:
+                for k, image in zip(jpegs, self._hw_many([data[k] or b"" for k in jpegs]), strict=True):
+                    out[k] = image
+                jpegs = [k for k in jpegs if out[k] is None]  # refused by the engines: nvJPEG on the SMs tries
+                if not jpegs:
+                    return out
             encoded = [torch.frombuffer(bytearray(data[k]), dtype=torch.uint8) for k in jpegs]  # type: ignore[arg-type]
             try:
                 decoded = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=self.device)
@@ -144,6 +158,23 @@ class PhotoLoader:
             self._nvjpeg.release()
         return out
 
+    def _hw_many(self, data: list[bytes]) -> list[Any]:
+        """(3, H, W) uint8 RGB device tensors decoded by nvImageCodec (None where it cannot), on this thread's
+        stream: the decoder orders its work before whatever is queued on that stream next."""
+        assert self._hw is not None
+        nv, decoder = self._hw
+        stream = self._torch.cuda.current_stream(self.device).cuda_stream
+        try:
+            images = decoder.decode([nv.CodeStream(d) for d in data], cuda_stream=stream)
+        except RuntimeError:
+            return [None] * len(data)
+        # (H, W, 3) views of nvImageCodec's buffers (torch keeps each Image alive through the interface);
+        # a grey or RGBA JPEG comes back with another channel count and goes to torchvision instead.
+        return [
+            None if im is None or im.shape[2] != 3 else self._torch.as_tensor(im, device=self.device).permute(2, 0, 1)
+            for im in images
+        ]
+
     def _decode_cpu(self, item: Any, name: str) -> tuple[Any, Any]:
         """(3, H, W) uint8 RGB on the device by way of OpenCV (or an array given), and its host tensor."""
         torch = self._torch
@@ -155,6 +186,22 @@ class PhotoLoader:
             host = host.pin_memory()
         bgr = host.to(self.device, non_blocking=True)
         return bgr.permute(2, 0, 1).flip(0), host
+
+
+def _hardware_decoder(device: Any) -> tuple[Any, Any] | None:
+    """(nvimgcodec module, Decoder on the hardware JPEG engines of `device`), or None when nvImageCodec is not
+    installed or this GPU has no such engines (then torchvision's nvJPEG decodes on the SMs)."""
+    try:
+        from nvidia import nvimgcodec as nv
+    except ImportError:
+        return None
+    try:
+        backend = nv.Backend(nv.BackendKind.HW_GPU_ONLY)
+        index = device.index if device.index is not None else 0
+        return nv, nv.Decoder(device_id=index, backends=[backend])
+    except RuntimeError as e:  # no NVJPG engines (consumer GPUs, V100...): the SM decoder is as good
+        log.info("nvImageCodec's hardware JPEG decoder is not available here (%s); using nvJPEG", e)
+        return None
 
 
 def read_input(item: PhotoInput) -> bytes | None:
