@@ -164,24 +164,21 @@ class GpuEngine:
 
     def _forward(self, rows: list[tuple[GpuPhoto, Tile]], options: PredictOptions) -> _Batch:
         torch = self._torch
-        scale = options.scale
-        crops = [p.image[:, t.y0 : t.y1, t.x0 : t.x1] for p, t in rows]
-        if scale != 1.0:
-            crops = [_resize(c, scale) for c in crops]
-        sizes = [(int(c.shape[1]), int(c.shape[2])) for c in crops]
+        groups = self._tile_groups(rows, options.scale)
+        sizes = [(int(g.shape[1]), int(g.shape[2])) for g in groups]
         h, w = padded_size(sizes, self.stride)
-        # The batch is built pixel-major, (N, h, w, 3): a decoded photo is pixel-major too (the hardware JPEG
-        # engines and OpenCV write HWC), so each tile row is one contiguous copy, and the (N, 3, h, w) view of
-        # it is already the channels-last layout the network runs in. Built channel-major, the 32 crop copies
-        # of a batch gathered bytes 3 apart and the batch then needed a second, channels-last copy: measured
-        # on an H200 as ~9 % of the engine's GPU time.
-        shape = (len(crops), h, w, 3)
-        if all(size == (h, w) for size in sizes):  # every tile whole: nothing to pad
-            x = torch.empty(shape, dtype=torch.uint8, device=self.device)
+        if len(groups) == 1 and sizes[0] == (h, w):  # one photo's whole tiles: the gather is the batch
+            x = groups[0]
         else:
-            x = torch.full(shape, PAD_VALUE, dtype=torch.uint8, device=self.device)
-        for i, crop in enumerate(crops):
-            x[i, : crop.shape[1], : crop.shape[2]] = crop.permute(1, 2, 0)
+            shape = (len(rows), h, w, 3)
+            if all(size == (h, w) for size in sizes):  # every tile whole: nothing to pad
+                x = torch.empty(shape, dtype=torch.uint8, device=self.device)
+            else:
+                x = torch.full(shape, PAD_VALUE, dtype=torch.uint8, device=self.device)
+            i = 0
+            for g in groups:
+                x[i : i + len(g), : g.shape[1], : g.shape[2]] = g
+                i += len(g)
         x = x.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)  # keeps the channels-last strides
         if not self.cuda:  # the CPU (float32, tests) runs the usual contiguous layout
             x = x.contiguous()
@@ -193,6 +190,31 @@ class GpuEngine:
             event.record()
             raw.record_stream(self.post_stream)
         return _Batch(raw, event, [p for p, _ in rows], [t for _, t in rows])
+
+    def _tile_groups(self, rows: list[tuple[GpuPhoto, Tile]], scale: float) -> list[Any]:
+        """The rows' tiles as (n, h, w, 3) uint8 tensors, one per run of rows from one photo.
+
+        Pixel-major (N, h, w, 3) because a decoded photo is pixel-major too (the hardware JPEG engines and
+        OpenCV write HWC): the (N, 3, h, w) view of the batch is then already the channels-last layout the
+        network runs in. A photo's tiles all have one size (tile_grid), so its run of tiles is one gather with
+        broadcast row and column indices: one kernel instead of a slice and a copy launched from Python per
+        tile. Built channel-major one tile at a time, the batch's copies gathered bytes 3 apart and then
+        needed a second, channels-last copy: ~9 % of the engine's GPU time on an H200; the launches were main
+        thread time, which bounds the engine on a slow host CPU."""
+        torch = self._torch
+        if scale != 1.0:  # resized tiles (a model trained at another ground resolution): one at a time
+            return [_resize(p.image[:, t.y0 : t.y1, t.x0 : t.x1], scale).permute(1, 2, 0)[None] for p, t in rows]
+        groups = []
+        for _, run in itertools.groupby(rows, key=lambda row: id(row[0])):
+            run_rows = list(run)
+            photo, first = run_rows[0]
+            offsets = torch.tensor([[t.y0, t.x0] for _, t in run_rows], dtype=torch.int64)
+            if self.cuda:  # from pinned memory: a copy from pageable memory would wait for the batches in flight
+                offsets = offsets.pin_memory().to(self.device, non_blocking=True)
+            ys = offsets[:, :1] + torch.arange(first.height, device=self.device)  # (n, h)
+            xs = offsets[:, 1:] + torch.arange(first.width, device=self.device)  # (n, w)
+            groups.append(photo.image.permute(1, 2, 0)[ys[:, :, None], xs[:, None, :]])  # (n, h, w, 3)
+        return groups
 
     def _run_network(self, x: Any, full: bool) -> Any:
         """The raw head output for a batch: replayed from a CUDA graph for full batches, else eager.
