@@ -41,20 +41,24 @@ def test_raw_output_matches_onnx_runtime_anchor_by_anchor(tiny_model, streams: i
     np.testing.assert_allclose(a[:, 4:], b[:, 4:], atol=1e-4)
 
 
-def test_a_smaller_batch_is_letterboxed_into_the_compiled_shape(tiny_model) -> None:
+def test_a_short_batch_gets_its_own_shape_and_short_tiles_are_letterboxed(tiny_model) -> None:
     ov = OpenVinoBackend(tiny_model.onnx, streams=2)
     ort = OnnxBackend(tiny_model.onnx)
     photo = squares_on_grey(200, 150, seed=2)
     full = stack_tiles([t.crop(photo) for t in tile_grid(200, 150, 64, 16)[:8]], (64, 64))
     ov.run(ov.prepare(full))
-    assert ov._shape == (8, 64, 64)
-    # 3 tiles of 32x64 (a short edge row): padded to 8x64x64 with grey, no new compile, same boxes
+    assert sorted(ov._compiled) == [8] and ov._size == (64, 64)
+    # 3 tiles of 32x64 (a short edge row): a batch of 4 (two per stream), padded to 64x64 with grey
     short = stack_tiles([photo[:32, i * 64 : (i + 1) * 64] for i in range(3)], (32, 64))
-    a = ov.run(ov.prepare(short))
-    assert ov._shape == (8, 64, 64)
+    prepared = ov.prepare(short)
+    assert prepared[0].shape == (4, 64, 64, 3)
+    a = ov.run(prepared)
+    assert sorted(ov._compiled) == [4, 8] and ov._size == (64, 64)  # no blank rows beyond the streams' rounding
     b = ort.run(ort.prepare(stack_tiles(list(short), (64, 64))))  # ONNX Runtime on the same padded tiles
     assert a.shape == b.shape == (3, 4 + len(tiny_model.names), 84)
     np.testing.assert_allclose(a[:, 4:], b[:, 4:], atol=1e-4)
+    ov.run(ov.prepare(full[:7]))  # 7 rows round up to the 8 already compiled
+    assert sorted(ov._compiled) == [4, 8]
 
 
 @pytest.mark.parametrize("merge", ["nms", "greedy"])

@@ -5,12 +5,13 @@ It reads the same ONNX export as ONNX Runtime (rookery's raw-tile graph: uint8 N
 out; OpenVINO converts it in memory on load, ~0.3 s, so no second copy of the weights is kept), or an
 OpenVINO IR (.xml + .bin) such as the int8 model `rookery.inference.quantize` writes.
 
-Why a fixed shape: OpenVINO's CPU plugin runs a static shape markedly faster than a dynamic one (its kernels and
-memory plan are chosen once at compile time), and compiling takes ~0.3-1 s. So the model is compiled for one
-(batch, height, width) the first time a batch arrives, and every later batch is letterboxed into that shape:
-tiles padded at the bottom and right with the training grey (as decode.stack_tiles does anyway), rows padded with
-blank tiles whose output is dropped. Only a batch that does not fit (a larger tile or batch asked for later)
-compiles a larger shape, once.
+Why fixed shapes: OpenVINO's CPU plugin runs a static shape markedly faster than a dynamic one (its kernels and
+memory plan are chosen once at compile time), and compiling takes ~0.3-1 s. So the model is compiled for a
+(batch, height, width) the first time a batch of that many tiles arrives (the batch rounded up to a multiple of
+the streams), and kept: a photo of 12 tiles at batch 8 runs compiled shapes of 8 and 4, where a single shape of 8
+ran 4 blank tiles, a quarter of its work (at most batch / streams shapes are ever compiled). Tiles smaller than the
+compiled height and width are padded at the bottom and right with the training grey (as decode.stack_tiles does
+anyway); larger tiles than any before compile the larger size, once.
 
 Why streams: the batch is split over `streams` infer requests run at the same time, each on its own CPU stream
 (OpenVINO's "throughput" mode); on 2 cores two single-threaded streams keep both cores busy through the layers
@@ -99,8 +100,8 @@ class OpenVinoBackend:
         self.input_size: tuple[int, int] | None = (
             (dims[1], dims[2]) if dims[1] is not None and dims[2] is not None else None
         )
-        self._shape: tuple[int, int, int] | None = None  # (batch, height, width) compiled
-        self._requests: list[Any] = []
+        self._size: tuple[int, int] | None = None  # (height, width) every compiled shape has
+        self._compiled: dict[int, list[Any]] = {}  # batch -> the infer requests of that compiled shape
         self._lock = threading.Lock()  # infer requests are not thread-safe; compile once under it too
 
     # --- the Backend protocol --------------------------------------------------------------------------
@@ -116,13 +117,14 @@ class OpenVinoBackend:
         x, n = prepared
         with self._lock:
             shape = self._fit(x.shape[:3])
-            if x.shape[:3] != shape:  # prepared by another thread before a larger shape was compiled
+            if x.shape[:3] != shape:  # prepared by another thread before a larger size was compiled
                 x = _letterbox(x[:n], shape)
-            per = shape[0] // len(self._requests)
-            for i, request in enumerate(self._requests):
+            requests = self._compiled[shape[0]]
+            per = shape[0] // len(requests)
+            for i, request in enumerate(requests):
                 request.start_async({0: x[i * per : (i + 1) * per]}, share_inputs=True)
             outs = []
-            for request in self._requests:
+            for request in requests:
                 request.wait()
                 outs.append(request.get_output_tensor(0).data.copy())  # the request reuses its buffer next call
         return np.concatenate(outs)[:n] if len(outs) > 1 else outs[0][:n]
@@ -130,19 +132,20 @@ class OpenVinoBackend:
     # --- compiling ---------------------------------------------------------------------------------------
 
     def _fit(self, need: tuple[int, int, int]) -> tuple[int, int, int]:
-        """The compiled (batch, height, width), compiling a larger one when `need` does not fit (lock held)."""
-        if self._shape is not None and all(a <= b for a, b in zip(need, self._shape, strict=True)):
-            return self._shape
-        old = self._shape or (0, 0, 0)
+        """The compiled (batch, height, width) for `need` tiles, compiling it when it is new (lock held)."""
+        old = self._size or (0, 0)
+        size = self.input_size or (max(need[1], old[0]), max(need[2], old[1]))
+        if size != self._size:  # larger tiles than before: the shapes compiled so far are too small
+            self._compiled.clear()
+            self._size = size
         if self.max_batch is not None:  # a fixed batch is not split (the export says what it takes)
             streams, b = 1, self.max_batch
         else:  # the batch is split evenly over the streams: rounded up to a multiple of them
-            streams = min(self.streams, max(need[0], old[0]))
-            b = -(-max(need[0], old[0]) // streams) * streams
-        h, w = self.input_size or (max(need[1], old[1]), max(need[2], old[2]))
-        shape = (b, h, w)
-        self._compile(shape, streams)
-        return shape
+            streams = min(self.streams, need[0])
+            b = -(-need[0] // streams) * streams
+        if b not in self._compiled:
+            self._compile((b, *size), streams)
+        return (b, *size)
 
     def _compile(self, shape: tuple[int, int, int], streams: int) -> None:
         b, h, w = shape
@@ -163,8 +166,7 @@ class OpenVinoBackend:
             compiled = self._core.compile_model(model, "CPU", config)
         except Exception as e:
             raise InputError(f"OpenVINO could not compile {self.path.name} for {b}x{h}x{w} tiles: {e}") from e
-        self._requests = [compiled.create_infer_request() for _ in range(streams)]
-        self._shape = shape
+        self._compiled[b] = [compiled.create_infer_request() for _ in range(streams)]
 
 
 def _letterbox(batch: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
