@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,8 +194,11 @@ class PhotoLoader:
 def _hardware_decoder(device: Any) -> tuple[Any, Any] | None:
     """(nvimgcodec module, Decoder on the hardware JPEG engines of `device`), or None when nvImageCodec is not
     installed or this GPU has no such engines (then torchvision's nvJPEG decodes on the SMs)."""
+    # Its log: errors only (a corrupt JPEG is reported by rookery as a skipped photo, not by a codec warning).
+    os.environ.setdefault("PYNVIMGCODEC_VERBOSITY", "1")
     try:
-        from nvidia import nvimgcodec as nv
+        with _quiet_stderr():  # it loads every codec plugin on import and prints for each library it lacks
+            from nvidia import nvimgcodec as nv
     except ImportError:
         return None
     try:
@@ -202,6 +208,23 @@ def _hardware_decoder(device: Any) -> tuple[Any, Any] | None:
     except RuntimeError as e:  # no NVJPG engines (consumer GPUs, V100...): the SM decoder is as good
         log.info("nvImageCodec's hardware JPEG decoder is not available here (%s); using nvJPEG", e)
         return None
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """The process's stderr (file descriptor 2) sent to /dev/null for the duration. nvImageCodec's import prints
+    "Failed to load nvjpeg2k library! Please install nvJPEG2000 ..." and the same for nvTIFF from C, for codecs
+    rookery never asks it for (it decodes JPEGs only): advice that would send users to install 55 MB of
+    libraries for nothing. Only that import is silenced."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def read_input(item: PhotoInput) -> bytes | None:
