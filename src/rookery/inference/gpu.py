@@ -126,7 +126,11 @@ class GpuEngine:
         pending: deque[GpuPhoto | SkippedPhoto] = deque()  # photos in input order, until their boxes are merged
         rows: list[tuple[GpuPhoto, Tile]] = []
         in_flight: deque[_Batch] = deque()
-        with ThreadPoolExecutor(self._workers, thread_name_prefix="rookery-gpu-load") as pool, torch.inference_mode():
+        with (
+            ThreadPoolExecutor(self._workers, thread_name_prefix="rookery-gpu-load") as pool,
+            torch.inference_mode(),
+            self._settled(),
+        ):
             source = enumerate(items)
             while True:
                 while len(ahead) <= self._workers:
@@ -155,6 +159,18 @@ class GpuEngine:
             while in_flight:
                 self._post(in_flight.popleft(), options)
             yield from _ready(pending)
+
+    @contextlib.contextmanager
+    def _settled(self) -> Iterator[None]:
+        """On the way out, however the run ends, wait for the work queued on the device: photos decoded by
+        nvImageCodec live in its memory, which it frees on its own when a photo is dropped, and torch's
+        record_stream cannot hold memory it did not allocate, so a consumer that stops early (or an error)
+        must not free a photo that queued tile copies still read."""
+        try:
+            yield
+        finally:
+            if self.cuda:
+                self._torch.cuda.current_stream(self.device).synchronize()
 
     def _launch(self, rows: list[tuple[GpuPhoto, Tile]], options: PredictOptions, in_flight: deque[_Batch]) -> None:
         """Queue the forward of this batch, then post-process the oldest ones while the GPU runs the rest."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from rookery.data.tiling import Tile, ignored_fractions, tile_grid
@@ -167,16 +168,24 @@ class PhotoLoader:
         assert self._hw is not None
         nv, decoder = self._hw
         stream = self._torch.cuda.current_stream(self.device).cuda_stream
+        streams: list[Any] = []
+        for d in data:  # one unparsable header must not send the whole group to the fallback
+            try:
+                streams.append(nv.CodeStream(d))
+            except RuntimeError:
+                streams.append(None)
+        parsed = [k for k, cs in enumerate(streams) if cs is not None]
+        out: list[Any] = [None] * len(data)
         try:
-            images = decoder.decode([nv.CodeStream(d) for d in data], cuda_stream=stream)
+            images = decoder.decode([streams[k] for k in parsed], cuda_stream=stream) if parsed else []
         except RuntimeError:
-            return [None] * len(data)
+            return out
         # (H, W, 3) views of nvImageCodec's buffers (torch keeps each Image alive through the interface);
         # a grey or RGBA JPEG comes back with another channel count and goes to torchvision instead.
-        return [
-            None if im is None or im.shape[2] != 3 else self._torch.as_tensor(im, device=self.device).permute(2, 0, 1)
-            for im in images
-        ]
+        for k, im in zip(parsed, images, strict=True):
+            if im is not None and im.shape[2] == 3:
+                out[k] = self._torch.as_tensor(im, device=self.device).permute(2, 0, 1)
+        return out
 
     def _decode_cpu(self, item: Any, name: str) -> tuple[Any, Any]:
         """(3, H, W) uint8 RGB on the device by way of OpenCV (or an array given), and its host tensor."""
@@ -194,30 +203,59 @@ class PhotoLoader:
 def _hardware_decoder(device: Any) -> tuple[Any, Any] | None:
     """(nvimgcodec module, Decoder on the hardware JPEG engines of `device`), or None when nvImageCodec is not
     installed or this GPU has no such engines (then torchvision's nvJPEG decodes on the SMs)."""
-    # Its log: errors only (a corrupt JPEG is reported by rookery as a skipped photo, not by a codec warning).
-    os.environ.setdefault("PYNVIMGCODEC_VERBOSITY", "1")
-    try:
-        with _quiet_stderr():  # it loads every codec plugin on import and prints for each library it lacks
-            from nvidia import nvimgcodec as nv
-    except ImportError:
+    nv = _nvimgcodec()
+    if nv is None:
         return None
+    index = device.index if device.index is not None else 0
     try:
-        backend = nv.Backend(nv.BackendKind.HW_GPU_ONLY)
-        index = device.index if device.index is not None else 0
-        return nv, nv.Decoder(device_id=index, backends=[backend])
-    except RuntimeError as e:  # no NVJPG engines (consumer GPUs, V100...): the SM decoder is as good
-        log.info("nvImageCodec's hardware JPEG decoder is not available here (%s); using nvJPEG", e)
+        decoder = nv.Decoder(device_id=index, backends=[nv.Backend(nv.BackendKind.HW_GPU_ONLY)])
+        # A GPU without the engines still gives a decoder (set up lazily) that then decodes nothing: try one.
+        ok, probe = cv2.imencode(".jpg", np.full((16, 16, 3), 127, np.uint8))
+        works = ok and decoder.decode(nv.CodeStream(probe.tobytes())) is not None
+    except RuntimeError:
+        works = False
+    if not works:  # no NVJPG engines (consumer GPUs, V100...): nvJPEG on the SMs is as good there
+        log.info("this GPU has no hardware JPEG decoder that nvImageCodec can use; JPEGs go to nvJPEG")
         return None
+    return nv, decoder
+
+
+_import_lock = threading.Lock()
+_NOT_TRIED = object()
+_nv_module: Any = _NOT_TRIED
+
+
+def _nvimgcodec() -> Any:
+    """The nvImageCodec module, or None when it is not installed; imported once per process, quietly.
+
+    Its import loads every codec plugin and prints from C, for each library it lacks, "Failed to load nvjpeg2k
+    library! Please install nvJPEG2000 ..." (and nvTIFF): advice that would send users to install 55 MB of
+    libraries for codecs rookery never asks it for (it decodes JPEGs only). So that one import runs with the
+    process's stderr (file descriptor 2) on /dev/null, under a lock (fd 2 is process-wide), and its log is set to
+    errors only (a corrupt JPEG is reported by rookery as a skipped photo, not by a codec warning)."""
+    global _nv_module
+    with _import_lock:
+        if _nv_module is _NOT_TRIED:
+            os.environ.setdefault("PYNVIMGCODEC_VERBOSITY", "1")
+            try:
+                with _quiet_stderr():
+                    from nvidia import nvimgcodec
+                _nv_module = nvimgcodec
+            except ImportError:
+                _nv_module = None
+        return _nv_module
 
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """The process's stderr (file descriptor 2) sent to /dev/null for the duration. nvImageCodec's import prints
-    "Failed to load nvjpeg2k library! Please install nvJPEG2000 ..." and the same for nvTIFF from C, for codecs
-    rookery never asks it for (it decodes JPEGs only): advice that would send users to install 55 MB of
-    libraries for nothing. Only that import is silenced."""
-    sys.stderr.flush()
-    saved = os.dup(2)
+    """File descriptor 2 on /dev/null for the duration (as it was where it cannot be redirected)."""
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all (a daemon): nothing to silence
+        yield
+        return
     try:
         with open(os.devnull, "wb") as null:
             os.dup2(null.fileno(), 2)

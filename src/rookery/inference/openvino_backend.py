@@ -9,9 +9,10 @@ Why fixed shapes: OpenVINO's CPU plugin runs a static shape markedly faster than
 memory plan are chosen once at compile time), and compiling takes ~0.3-1 s. So the model is compiled for a
 (batch, height, width) the first time a batch of that many tiles arrives (the batch rounded up to a multiple of
 the streams), and kept: a photo of 12 tiles at batch 8 runs compiled shapes of 8 and 4, where a single shape of 8
-ran 4 blank tiles, a quarter of its work (at most batch / streams shapes are ever compiled). Tiles smaller than the
-compiled height and width are padded at the bottom and right with the training grey (as decode.stack_tiles does
-anyway); larger tiles than any before compile the larger size, once.
+ran 4 blank tiles, a quarter of its work (at most batch / streams + 1 shapes are ever compiled: 1, then the
+multiples of the streams). Tiles smaller than the compiled height and width are padded at the bottom and right
+with the training grey (as decode.stack_tiles does anyway); larger tiles than any before compile the larger size,
+once.
 
 Why streams: the batch is split over `streams` infer requests run at the same time, each on its own CPU stream
 (OpenVINO's "throughput" mode); on 2 cores two single-threaded streams keep both cores busy through the layers
