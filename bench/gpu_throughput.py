@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -140,7 +141,8 @@ def run(args: argparse.Namespace, work: Path) -> float:
 
         return count
 
-    hw = Predictor.from_path(pt, backend="torch", device="cuda:0")._gpu().loader._hw is not None  # type: ignore[union-attr]
+    # The engine's own hardware decoder (None without the gpu extra or the engines): timed alone below too.
+    hw = Predictor.from_path(pt, backend="torch", device="cuda:0")._gpu().loader._hw
     decoder = "hardware JPEG engines (nvImageCodec)" if hw else "nvJPEG on the SMs (torchvision)"
     timed(f"rookery GPU engine (fp16, batch {args.batch}, CUDA graph, {decoder} x8, GPU merge)", rookery_method(),
           stream, repeats)  # fmt: skip
@@ -168,7 +170,7 @@ def run(args: argparse.Namespace, work: Path) -> float:
     except ImportError as e:
         console.print(f"SAHI skipped: {e}")
     ceiling = bare_forward(pt, args, console)
-    decode_profile(blobs)
+    decode_profile(blobs, hw)
     merge_profile(pt, blobs[0], args, console)
 
     console.print()
@@ -284,8 +286,9 @@ def bare_forward(pt: Path, args: argparse.Namespace, console: object) -> float:
     return best
 
 
-def decode_profile(blobs: list[bytes]) -> None:
-    """Seconds per photo of each decoder alone: nvJPEG one at a time, nvJPEG given a list, OpenCV."""
+def decode_profile(blobs: list[bytes], hw: tuple[Any, Any] | None) -> None:
+    """Seconds per photo of each decoder alone: nvJPEG one at a time, nvJPEG given a list, OpenCV, and the hardware
+    engines given the list when `hw` (the engine's (nvimgcodec, Decoder)) is there."""
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -296,7 +299,7 @@ def decode_profile(blobs: list[bytes]) -> None:
         ("nvJPEG, one call per photo", lambda: [decode_jpeg(d, mode=ImageReadMode.RGB, device="cuda") for d in data]),
         ("nvJPEG, one call for the list", lambda: decode_jpeg(data, mode=ImageReadMode.RGB, device="cuda")),
         ("OpenCV, 1 thread", lambda: [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for b in blobs]),
-        *_hardware_decode(blobs),
+        *_hardware_decode(blobs, hw),
     ):
         fn()
         torch.cuda.synchronize()
@@ -339,13 +342,11 @@ def merge_profile(pt: Path, blob: bytes, args: argparse.Namespace, console: obje
           f"on the GPU {gpu * 1e3:.2f} ms")  # fmt: skip
 
 
-def _hardware_decode(blobs: list[bytes]) -> list[tuple[str, Callable[[], object]]]:
-    """nvImageCodec's hardware JPEG engines given the list, when installed (the `gpu` extra)."""
-    try:
-        from nvidia import nvimgcodec as nv
-    except ImportError:
+def _hardware_decode(blobs: list[bytes], hw: tuple[Any, Any] | None) -> list[tuple[str, Callable[[], object]]]:
+    """The hardware-engine row of the decode profile, when the engine has that decoder."""
+    if hw is None:
         return []
-    decoder = nv.Decoder(backends=[nv.Backend(nv.BackendKind.HW_GPU_ONLY)])
+    nv, decoder = hw
     return [("hardware engines (nvImageCodec), one call for the list",
              lambda: decoder.decode([nv.CodeStream(b) for b in blobs]))]  # fmt: skip
 
