@@ -183,14 +183,10 @@ class GpuEngine:
         groups = self._tile_groups(rows, options.scale)
         sizes = [(int(g.shape[1]), int(g.shape[2])) for g in groups]
         h, w = padded_size(sizes, self.stride)
-        if len(groups) == 1 and sizes[0] == (h, w):  # one photo's whole tiles: the gather is the batch
-            x = groups[0]
-        else:
-            shape = (len(rows), h, w, 3)
-            if all(size == (h, w) for size in sizes):  # every tile whole: nothing to pad
-                x = torch.empty(shape, dtype=torch.uint8, device=self.device)
-            else:
-                x = torch.full(shape, PAD_VALUE, dtype=torch.uint8, device=self.device)
+        if all(size == (h, w) for size in sizes):  # every tile whole: the gathers are the batch
+            x = groups[0] if len(groups) == 1 else torch.cat(groups)
+        else:  # short tiles (a photo smaller than a tile) padded with the training grey
+            x = torch.full((len(rows), h, w, 3), PAD_VALUE, dtype=torch.uint8, device=self.device)
             i = 0
             for g in groups:
                 x[i : i + len(g), : g.shape[1], : g.shape[2]] = g
